@@ -1,0 +1,1 @@
+"""Flask-Signoff: login sessions and API tokens for Flask that really end."""

@@ -1,0 +1,1 @@
+"""The framework-free core of Flask-Signoff. See README.md beside this file."""

@@ -1,0 +1,28 @@
+"""Time, injected: every lifecycle function takes ``now`` or a :data:`Clock`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+#: A clock returns the current time as Unix seconds.
+Clock = Callable[[], float]
+
+system_clock: Clock = time.time
+
+
+class FrozenClock:
+    """A clock that only moves when told to; for tests and simulations.
+
+    :param now: the starting time in Unix seconds.
+    """
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = float(now)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward by ``seconds``."""
+        self.now += seconds

@@ -1,0 +1,88 @@
+"""The records a store keeps. Times are Unix seconds (``float``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+
+@dataclasses.dataclass(slots=True)
+class SessionRecord:
+    """One server-side session, keyed by the hash of its secret id.
+
+    ``data`` is the application's session dict, already serialized by the
+    framework layer; the core never looks inside it.
+    """
+
+    #: ``hash_secret(id)``: the only form of the id a store ever sees.
+    key: str
+    #: The routing tag of the id (see :mod:`flask_signoff.core.ids`).
+    tag: str
+    #: Opaque id shown in session lists; not the id, not its hash.
+    public_id: str
+    #: The signed-in user, or ``None`` for an anonymous session with data.
+    user_id: str | None
+    data: str
+    created_at: float
+    last_seen_at: float
+    #: Hard end: sign-in + absolute timeout, or + remember duration.
+    expires_at: float
+    #: When the store may drop the record: ``expires_at`` or the idle deadline.
+    drop_at: float
+    remember: bool = False
+    #: The login counts as fresh until then (0: not fresh).
+    fresh_until: float = 0.0
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+@dataclasses.dataclass(slots=True)
+class FamilyRecord:
+    """A refresh-token family: one sign-in of one API client."""
+
+    family_id: str
+    user_id: str
+    created_at: float
+    #: Absolute end of the family, whatever the rotations.
+    expires_at: float
+    client_id: str = ""
+
+
+@dataclasses.dataclass(slots=True)
+class RefreshRecord:
+    """One refresh token of a family, keyed by the hash of the token."""
+
+    key: str
+    family_id: str
+    user_id: str
+    issued_at: float
+    expires_at: float
+    #: When it was spent by a refresh; ``None`` while it is unused.
+    spent_at: float | None = None
+
+
+class SpendStatus(enum.Enum):
+    """What :meth:`Store.spend_refresh` found."""
+
+    #: This call spent the token: it alone may issue the next one.
+    SPENT = "spent"
+    #: The token was spent before (``record.spent_at`` says when).
+    ALREADY_SPENT = "already_spent"
+    #: No such token (never issued, or its family is gone).
+    MISSING = "missing"
+
+
+@dataclasses.dataclass(slots=True, frozen=True)
+class SpendResult:
+    status: SpendStatus
+    record: RefreshRecord | None = None
+
+
+@dataclasses.dataclass(slots=True, frozen=True)
+class AccessState:
+    """What an access token check needs, read in one round trip."""
+
+    #: The user's current epoch; tokens with an older ``ep`` are dead.
+    epoch: int
+    #: True if the token's family was revoked.
+    family_revoked: bool

@@ -1,0 +1,196 @@
+"""The store contract: what every backend guarantees.
+
+A backend subclasses :class:`Store`. Every method may raise
+:class:`~flask_signoff.exceptions.StoreUnavailable` when the backend cannot be
+reached or does not answer in time; callers then fail closed. No other
+exception may escape for a backend fault.
+
+The guarantees below are tested for every backend by one conformance suite
+(``tests/stores/test_conformance.py``) against real servers.
+
+Keys are ``hash_secret(secret)``: a store never sees a session id or a
+refresh token, only their SHA-256.
+"""
+
+from __future__ import annotations
+
+import abc
+
+from .records import (
+    AccessState,
+    FamilyRecord,
+    RefreshRecord,
+    SessionRecord,
+    SpendResult,
+)
+
+
+class Store(abc.ABC):
+    """Abstract base of the session and token stores."""
+
+    # -- sessions ----------------------------------------------------------
+
+    @abc.abstractmethod
+    def get_session(self, key: str) -> SessionRecord | None:
+        """Return the session stored under ``key``, or ``None``.
+
+        One read. Never writes. A record past its ``drop_at`` may or may not
+        be returned; the lifecycle checks timeouts itself.
+        """
+
+    @abc.abstractmethod
+    def create_session(
+        self, record: SessionRecord, *, max_per_user: int | None = None
+    ) -> None:
+        """Insert a new session.
+
+        The key is new (256 random bits), so this never overwrites. When
+        ``max_per_user`` is given and ``record.user_id`` is set, the user's
+        oldest sessions (by ``created_at``) are deleted in the same atomic step
+        so that at most ``max_per_user`` remain.
+        """
+
+    @abc.abstractmethod
+    def update_session(self, record: SessionRecord) -> bool:
+        """Write the mutable fields of an existing session; a conditional write.
+
+        Writes ``data``, ``last_seen_at``, ``drop_at``, ``expires_at``,
+        ``fresh_until`` and ``remember`` only if a record with ``record.key``
+        still exists; returns whether it did. Never creates a record, so a
+        save racing a logout or revocation cannot bring the session back.
+        """
+
+    @abc.abstractmethod
+    def touch_session(self, key: str, last_seen_at: float, drop_at: float) -> bool:
+        """Move ``last_seen_at`` and ``drop_at`` of an existing session.
+
+        Conditional like :meth:`update_session`; returns whether it existed.
+        """
+
+    @abc.abstractmethod
+    def rotate_session(
+        self, old_key: str | None, new: SessionRecord, *, require_old: bool
+    ) -> bool:
+        """Atomically replace the session ``old_key`` by ``new``.
+
+        Deletes ``old_key`` and inserts ``new`` in one atomic step: no reader
+        ever sees both alive. With ``require_old``, nothing is written and
+        ``False`` is returned if ``old_key`` no longer exists (it was revoked:
+        rotation must not revive it). Without it, ``new`` is inserted whatever
+        became of ``old_key`` (a sign-in replaces whatever was there).
+        ``new.user_id`` sessions count against no cap here; the caller passes
+        the cap to :meth:`create_session` on sign-in instead.
+        """
+
+    @abc.abstractmethod
+    def delete_session(self, key: str) -> bool:
+        """Delete a session; tolerates absence. Returns whether it existed."""
+
+    @abc.abstractmethod
+    def list_sessions(self, user_id: str, now: float) -> list[SessionRecord]:
+        """Return the user's sessions whose ``drop_at`` is after ``now``.
+
+        Sorted by ``created_at``, newest first. Served by an index on the
+        user: the cost does not grow with other users' sessions.
+        """
+
+    @abc.abstractmethod
+    def delete_session_by_public_id(
+        self, user_id: str, public_id: str
+    ) -> SessionRecord | None:
+        """Delete the session with this public id only if ``user_id`` owns it.
+
+        Returns the deleted record, or ``None`` if there was none for this
+        user (another user's public id is exactly like an unknown one).
+        """
+
+    @abc.abstractmethod
+    def delete_user_sessions(self, user_id: str, *, keep_key: str | None = None) -> int:
+        """Delete every session of the user except ``keep_key``; return count."""
+
+    @abc.abstractmethod
+    def delete_all_sessions(self) -> int:
+        """Delete every session of every user (an administrator's reset)."""
+
+    @abc.abstractmethod
+    def purge_expired(self, now: float, *, batch_size: int = 500) -> int:
+        """Delete up to ``batch_size`` records whose ``drop_at`` has passed.
+
+        Covers sessions, refresh tokens, families and revocation markers.
+        Returns how many were deleted; callers loop until it returns 0. Each
+        batch is its own short transaction, so no long write lock is held.
+        Backends with native expiry (Redis TTLs) may return 0 at once.
+        """
+
+    # -- users -------------------------------------------------------------
+
+    @abc.abstractmethod
+    def get_epoch(self, user_id: str) -> int:
+        """Return the user's epoch (0 for a user never bumped)."""
+
+    @abc.abstractmethod
+    def bump_epoch(self, user_id: str) -> int:
+        """Atomically increment the user's epoch and return the new value.
+
+        Every access token carrying an older epoch is dead from then on.
+        """
+
+    # -- refresh-token families ------------------------------------------
+
+    @abc.abstractmethod
+    def create_family(self, family: FamilyRecord, first: RefreshRecord) -> None:
+        """Insert a family and its first refresh token in one atomic step."""
+
+    @abc.abstractmethod
+    def get_refresh(self, key: str) -> RefreshRecord | None:
+        """Return the refresh token stored under ``key`` (spent or not)."""
+
+    @abc.abstractmethod
+    def spend_refresh(self, key: str, now: float) -> SpendResult:
+        """Mark an unspent refresh token spent at ``now``: compare-and-set.
+
+        Of any number of concurrent calls with one key, exactly one gets
+        ``SPENT``; the others get ``ALREADY_SPENT`` with the record (and its
+        ``spent_at``). A token whose family is gone is ``MISSING``.
+        """
+
+    @abc.abstractmethod
+    def add_refresh(self, record: RefreshRecord, now: float) -> bool:
+        """Insert the next refresh token of a family, only if the family lives.
+
+        Returns ``False`` (and writes nothing) if the family was revoked or
+        has expired by ``now``.
+        """
+
+    @abc.abstractmethod
+    def get_family(self, family_id: str, user_id: str) -> FamilyRecord | None:
+        """Return the family, or ``None`` if it is gone or revoked."""
+
+    @abc.abstractmethod
+    def revoke_family(self, family_id: str, user_id: str, until: float) -> None:
+        """Delete a family and all its refresh tokens; mark it revoked.
+
+        The revocation marker, read by :meth:`access_state`, is kept until
+        ``until`` (when the last access token it covers has expired) and then
+        dropped, so the revocation list stays small. Tolerates absence.
+        """
+
+    @abc.abstractmethod
+    def revoke_user_families(self, user_id: str) -> int:
+        """Delete every family of the user with its refresh tokens.
+
+        Writes no markers: callers bump the user's epoch at the same time,
+        which kills the access tokens. Returns the number of families.
+        """
+
+    @abc.abstractmethod
+    def access_state(self, user_id: str, family_id: str, now: float) -> AccessState:
+        """Return the user's epoch and whether the family is revoked.
+
+        One round trip: this runs on every Bearer request.
+        """
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def close(self) -> None:  # noqa: B027 (optional hook)
+        """Release connections. Optional; the default does nothing."""

@@ -1,0 +1,117 @@
+"""The exceptions Flask-Signoff raises, all rooted at :class:`SignoffError`.
+
+This module never imports Flask, so the framework-free core can raise them too.
+
+.. code-block:: text
+
+    SignoffError
+    ├── ConfigError                 a SIGNOFF_* setting is missing or wrong
+    ├── StoreError                  the store could not do what was asked
+    │   └── StoreUnavailable        the store is unreachable: fail closed (503)
+    ├── TokenError                  a token was refused (RFC 6750 / RFC 6749)
+    │   ├── InvalidToken            bad access token: 401 invalid_token
+    │   │   ├── TokenExpired
+    │   │   └── TokenRevoked
+    │   ├── InvalidRequest          a token request is malformed: 400
+    │   └── InvalidGrant            bad refresh token: 400 invalid_grant
+    │       └── RefreshTokenReused  a spent refresh token came back
+    └── RequestRefused              a state-changing request was refused (403)
+        ├── CSRFError               missing or wrong CSRF token
+        └── CrossSiteRequest        Sec-Fetch-Site / Origin say cross-site
+"""
+
+from __future__ import annotations
+
+
+class SignoffError(Exception):
+    """Base class of every error Flask-Signoff raises."""
+
+
+class ConfigError(SignoffError, ValueError):
+    """Raised when a ``SIGNOFF_*`` setting has a value that cannot be used.
+
+    :param key: the config key.
+    :param value: the value found.
+    :param expected: what the key accepts, in words.
+    """
+
+    def __init__(self, key: str, value: object, expected: str) -> None:
+        self.key = key
+        self.value = value
+        self.expected = expected
+        super().__init__(f"{key} = {value!r} is not valid: expected {expected}.")
+
+
+class StoreError(SignoffError):
+    """Raised when the store could not carry out an operation."""
+
+
+class StoreUnavailable(StoreError):
+    """Raised when the store cannot be reached or did not answer in time.
+
+    Callers fail closed: nobody is served as authenticated, nothing reports
+    success, and no cookie is deleted because of it.
+    """
+
+
+class TokenError(SignoffError):
+    """Raised when a token is refused.
+
+    :attr:`error` is the OAuth error code sent to the client, and
+    :attr:`description` a short human message that never contains the token.
+    """
+
+    error = "invalid_token"
+    status_code = 401
+
+    def __init__(self, description: str = "The token is not valid.") -> None:
+        self.description = description
+        super().__init__(description)
+
+
+class InvalidToken(TokenError):
+    """Raised when an access token is malformed, forged or of the wrong type."""
+
+
+class TokenExpired(InvalidToken):
+    """Raised when an access token is past its ``exp``."""
+
+
+class TokenRevoked(InvalidToken):
+    """Raised when an access token's family or epoch was revoked."""
+
+
+class InvalidRequest(TokenError):
+    """Raised when a token request lacks a required parameter."""
+
+    error = "invalid_request"
+    status_code = 400
+
+
+class InvalidGrant(TokenError):
+    """Raised when a refresh token is unknown, expired, spent or revoked."""
+
+    error = "invalid_grant"
+    status_code = 400
+
+
+class RefreshTokenReused(InvalidGrant):
+    """Raised when a spent refresh token is presented again (its family dies)."""
+
+
+class RequestRefused(SignoffError):
+    """Raised when a state-changing request must be refused with 403."""
+
+    status_code = 403
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+        super().__init__(description)
+
+
+class CSRFError(RequestRefused):
+    """Raised when the CSRF token is missing, malformed or not this session's."""
+
+
+class CrossSiteRequest(RequestRefused):
+    """Raised when ``Sec-Fetch-Site`` or ``Origin`` show a cross-site request."""

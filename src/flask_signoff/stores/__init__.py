@@ -1,0 +1,72 @@
+"""Store backends, chosen by the scheme of ``SIGNOFF_STORE_URL``.
+
+Each backend lives in its own module and imports its driver lazily, so an
+app on SQLite never needs redis-py or psycopg installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+from ..core.store import Store
+from ..exceptions import ConfigError
+
+#: URL scheme -> (module, factory, pip extra that brings its driver).
+BACKENDS: dict[str, tuple[str, str, str | None]] = {
+    "sqlite": ("flask_signoff.stores.sql", "SQLStore", None),
+    "postgresql": ("flask_signoff.stores.sql", "SQLStore", "postgres"),
+    "postgresql+psycopg": ("flask_signoff.stores.sql", "SQLStore", "postgres"),
+    "postgres": ("flask_signoff.stores.sql", "SQLStore", "postgres"),
+    "redis": ("flask_signoff.stores.redis", "RedisStore", "redis"),
+    "rediss": ("flask_signoff.stores.redis", "RedisStore", "redis"),
+    "unix": ("flask_signoff.stores.redis", "RedisStore", "redis"),
+    "redis+cluster": ("flask_signoff.stores.redis", "RedisStore", "redis"),
+}
+
+#: Python modules each extra must make importable.
+_DRIVERS = {"postgres": "psycopg", "redis": "redis"}
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***``, for messages."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def open_store(url: str, options: Mapping[str, Any] | None = None) -> Store:
+    """Return a store for ``url``; fail with an actionable message if we can't.
+
+    :param url: e.g. ``sqlite:////var/lib/app/signoff.sqlite3``,
+        ``redis://127.0.0.1:6379/0``, ``postgresql://user@host/db``.
+    :param options: backend keyword arguments (``key_prefix``, timeouts).
+    """
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    shown = redact_url(url)
+    try:
+        module_name, factory_name, extra = BACKENDS[scheme]
+    except KeyError:
+        known = ", ".join(sorted(f"{s}://" for s in BACKENDS))
+        raise ConfigError(
+            "SIGNOFF_STORE_URL", shown, f"a URL starting with one of {known}"
+        ) from None
+    if extra is not None:
+        try:
+            importlib.import_module(_DRIVERS[extra])
+        except ImportError:
+            raise ConfigError(
+                "SIGNOFF_STORE_URL",
+                shown,
+                f"its driver: run `pip install 'flask-signoff[{extra}]'`",
+            ) from None
+    factory = getattr(importlib.import_module(module_name), factory_name)
+    store: Store = factory(url, **dict(options or {}))
+    return store
+
+
+__all__ = ["BACKENDS", "open_store", "redact_url"]

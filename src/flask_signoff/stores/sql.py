@@ -1,0 +1,636 @@
+"""SQL store on SQLAlchemy 2 Core: SQLite (the embedded default) and PostgreSQL.
+
+One code path serves both dialects. The atomic operations are single
+conditional statements or short transactions:
+
+- conditional save: ``UPDATE ... WHERE key = :key`` (never an upsert), so a
+  save racing a sign-out finds no row and writes nothing;
+- rotation: ``DELETE`` of the old key then ``INSERT`` of the new one in one
+  transaction, the insert only if the delete found the row (when required);
+- spending a refresh token: ``UPDATE ... SET spent_at WHERE spent_at IS NULL``
+  (compare-and-set), and its family must still exist;
+- epochs: ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``.
+
+On SQLite every transaction that may write starts with ``BEGIN IMMEDIATE``:
+a deferred read that later upgrades to a write fails with "database is
+locked" whatever the busy timeout. The database runs in WAL mode, so readers
+never wait for writers. Expired rows are dropped by :meth:`purge_expired` in
+small batches, each its own short transaction.
+
+Schema creation is race-safe: several workers starting on one empty database
+all come up (a losing ``CREATE TABLE`` is retried against the winner's table).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Connection, Engine
+
+from ..core.records import (
+    AccessState,
+    FamilyRecord,
+    RefreshRecord,
+    SessionRecord,
+    SpendResult,
+    SpendStatus,
+)
+from ..core.store import Store
+from ..exceptions import StoreError, StoreUnavailable
+
+T = TypeVar("T")
+
+#: Columns of the sessions table, in :class:`SessionRecord` field order.
+_SESSION_FIELDS = (
+    "key",
+    "tag",
+    "public_id",
+    "user_id",
+    "data",
+    "created_at",
+    "last_seen_at",
+    "expires_at",
+    "drop_at",
+    "remember",
+    "fresh_until",
+    "ip",
+    "user_agent",
+)
+
+
+def _tables(prefix: str) -> tuple[sa.MetaData, dict[str, sa.Table]]:
+    md = sa.MetaData()
+    sessions = sa.Table(
+        f"{prefix}sessions",
+        md,
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("tag", sa.String(16), nullable=False),
+        sa.Column("public_id", sa.String(32), nullable=False),
+        sa.Column("user_id", sa.String(255), nullable=True),
+        sa.Column("data", sa.Text, nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("last_seen_at", sa.Float, nullable=False),
+        sa.Column("expires_at", sa.Float, nullable=False),
+        sa.Column("drop_at", sa.Float, nullable=False),
+        sa.Column("remember", sa.Boolean, nullable=False),
+        sa.Column("fresh_until", sa.Float, nullable=False),
+        sa.Column("ip", sa.String(64), nullable=True),
+        sa.Column("user_agent", sa.String(512), nullable=True),
+        sa.Index(f"ix_{prefix}sessions_user", "user_id", "created_at"),
+        sa.Index(f"ix_{prefix}sessions_public", "public_id"),
+        sa.Index(f"ix_{prefix}sessions_drop", "drop_at"),
+    )
+    epochs = sa.Table(
+        f"{prefix}epochs",
+        md,
+        sa.Column("user_id", sa.String(255), primary_key=True),
+        sa.Column("epoch", sa.Integer, nullable=False),
+    )
+    families = sa.Table(
+        f"{prefix}families",
+        md,
+        sa.Column("family_id", sa.String(64), primary_key=True),
+        sa.Column("user_id", sa.String(255), nullable=False, index=True),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("expires_at", sa.Float, nullable=False, index=True),
+        sa.Column("client_id", sa.String(255), nullable=False),
+    )
+    refresh = sa.Table(
+        f"{prefix}refresh_tokens",
+        md,
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("family_id", sa.String(64), nullable=False, index=True),
+        sa.Column("user_id", sa.String(255), nullable=False),
+        sa.Column("issued_at", sa.Float, nullable=False),
+        sa.Column("expires_at", sa.Float, nullable=False, index=True),
+        sa.Column("spent_at", sa.Float, nullable=True),
+    )
+    revoked = sa.Table(
+        f"{prefix}revoked_families",
+        md,
+        sa.Column("family_id", sa.String(64), primary_key=True),
+        sa.Column("user_id", sa.String(255), nullable=False),
+        sa.Column("drop_at", sa.Float, nullable=False, index=True),
+    )
+    return md, {
+        "sessions": sessions,
+        "epochs": epochs,
+        "families": families,
+        "refresh": refresh,
+        "revoked": revoked,
+    }
+
+
+def _session_from_row(row: Any) -> SessionRecord:
+    return SessionRecord(
+        key=row.key,
+        tag=row.tag,
+        public_id=row.public_id,
+        user_id=row.user_id,
+        data=row.data,
+        created_at=row.created_at,
+        last_seen_at=row.last_seen_at,
+        expires_at=row.expires_at,
+        drop_at=row.drop_at,
+        remember=bool(row.remember),
+        fresh_until=row.fresh_until,
+        ip=row.ip,
+        user_agent=row.user_agent,
+    )
+
+
+def _session_values(record: SessionRecord) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in _SESSION_FIELDS}
+
+
+def _refresh_from_row(row: Any) -> RefreshRecord:
+    return RefreshRecord(
+        key=row.key,
+        family_id=row.family_id,
+        user_id=row.user_id,
+        issued_at=row.issued_at,
+        expires_at=row.expires_at,
+        spent_at=row.spent_at,
+    )
+
+
+class SQLStore(Store):
+    """Sessions and tokens in a SQL database through SQLAlchemy Core.
+
+    :param url: a SQLAlchemy URL. ``postgresql://`` uses psycopg 3.
+    :param table_prefix: prefix of every table name, so several apps can share
+        one database.
+    :param timeout: seconds a call may wait: SQLite's busy timeout, PostgreSQL's
+        connect and statement timeouts, and the pool's checkout timeout.
+    :param engine_options: extra keyword arguments for
+        :func:`sqlalchemy.create_engine`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        table_prefix: str = "signoff_",
+        timeout: float = 5.0,
+        engine_options: dict[str, Any] | None = None,
+        create_schema: bool = True,
+        **_ignored: Any,
+    ) -> None:
+        sa_url = sa.make_url(url)
+        if sa_url.drivername in ("postgresql", "postgres"):
+            sa_url = sa_url.set(drivername="postgresql+psycopg")
+        self.url = sa_url
+        self.dialect = sa_url.get_backend_name()
+        self.timeout = timeout
+        options: dict[str, Any] = {"pool_timeout": timeout}
+        if self.dialect == "sqlite":
+            database = sa_url.database or ""
+            if database in ("", ":memory:") or database.startswith("file:"):
+                raise StoreError(
+                    "The SQLite store needs a file: in-memory databases are not "
+                    "shared between connections."
+                )
+            os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
+            options["connect_args"] = {"timeout": timeout, "check_same_thread": False}
+        elif self.dialect == "postgresql":
+            ms = int(timeout * 1000)
+            options["connect_args"] = {
+                "connect_timeout": max(1, int(timeout)),
+                "options": f"-c statement_timeout={ms} -c lock_timeout={ms}",
+            }
+            options["pool_pre_ping"] = False
+        options.update(engine_options or {})
+        self.engine: Engine = sa.create_engine(sa_url, **options)
+        if self.dialect == "sqlite":
+            self._configure_sqlite(self.engine)
+        self.metadata, self.t = _tables(table_prefix)
+        self._schema_ready = False
+        self._create_schema = create_schema
+
+    # -- plumbing ------------------------------------------------------------
+
+    @staticmethod
+    def _configure_sqlite(engine: Engine) -> None:
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Take transaction control from the driver so BEGIN is ours.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            write = conn.get_execution_options().get("signoff_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    def _guard(self, fn: Callable[[], T]) -> T:
+        """Run ``fn``; turn a database outage into :class:`StoreUnavailable`."""
+        try:
+            if not self._schema_ready:
+                self.create_schema()
+            return fn()
+        except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as e:
+            raise StoreUnavailable(
+                f"The session store ({self.dialect}) is unavailable: "
+                f"{type(e.orig if isinstance(e, exc.DBAPIError) else e).__name__}"
+            ) from e
+        except exc.DBAPIError as e:
+            if e.connection_invalidated:
+                raise StoreUnavailable(
+                    f"The session store ({self.dialect}) lost its connection."
+                ) from e
+            raise StoreError(
+                f"The session store ({self.dialect}) failed: {type(e.orig).__name__}"
+            ) from e
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn.execution_options(signoff_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    def create_schema(self) -> None:
+        """Create the tables if they are missing; safe to race."""
+        for attempt in range(10):
+            try:
+                self.metadata.create_all(self.engine, checkfirst=True)
+                break
+            except (exc.OperationalError, exc.ProgrammingError, exc.IntegrityError):
+                # Another worker created the same table between our check and
+                # our CREATE; look again.
+                if attempt == 9:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        self._schema_ready = True
+
+    def _insert(self, table: sa.Table) -> Any:
+        """The dialect's INSERT, which knows ``ON CONFLICT``."""
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- sessions ----------------------------------------------------------
+
+    def get_session(self, key: str) -> SessionRecord | None:
+        s = self.t["sessions"]
+
+        def run() -> SessionRecord | None:
+            with self._read() as conn:
+                row = conn.execute(sa.select(s).where(s.c.key == key)).first()
+            return None if row is None else _session_from_row(row)
+
+        return self._guard(run)
+
+    def _insert_session(
+        self, conn: Connection, record: SessionRecord, max_per_user: int | None
+    ) -> None:
+        s = self.t["sessions"]
+        conn.execute(sa.insert(s).values(**_session_values(record)))
+        if max_per_user is not None and record.user_id is not None:
+            excess = (
+                sa.select(s.c.key)
+                .where(s.c.user_id == record.user_id)
+                .order_by(s.c.created_at.desc(), s.c.key)
+                .offset(max_per_user)
+            )
+            conn.execute(sa.delete(s).where(s.c.key.in_(excess.scalar_subquery())))
+
+    def create_session(
+        self, record: SessionRecord, *, max_per_user: int | None = None
+    ) -> None:
+        def run() -> None:
+            with self._write() as conn:
+                self._insert_session(conn, record, max_per_user)
+
+        self._guard(run)
+
+    def update_session(self, record: SessionRecord) -> bool:
+        s = self.t["sessions"]
+        stmt = (
+            sa.update(s)
+            .where(s.c.key == record.key)
+            .values(
+                data=record.data,
+                last_seen_at=record.last_seen_at,
+                drop_at=record.drop_at,
+                expires_at=record.expires_at,
+                fresh_until=record.fresh_until,
+                remember=record.remember,
+            )
+        )
+
+        def run() -> bool:
+            with self._write() as conn:
+                return conn.execute(stmt).rowcount == 1
+
+        return self._guard(run)
+
+    def touch_session(self, key: str, last_seen_at: float, drop_at: float) -> bool:
+        s = self.t["sessions"]
+        stmt = (
+            sa.update(s)
+            .where(s.c.key == key)
+            .values(last_seen_at=last_seen_at, drop_at=drop_at)
+        )
+
+        def run() -> bool:
+            with self._write() as conn:
+                return conn.execute(stmt).rowcount == 1
+
+        return self._guard(run)
+
+    def rotate_session(
+        self, old_key: str | None, new: SessionRecord, *, require_old: bool
+    ) -> bool:
+        s = self.t["sessions"]
+
+        def run() -> bool:
+            with self._write() as conn:
+                gone = 0
+                if old_key is not None:
+                    gone = conn.execute(sa.delete(s).where(s.c.key == old_key)).rowcount
+                if require_old and gone != 1:
+                    return False
+                self._insert_session(conn, new, None)
+                return True
+
+        return self._guard(run)
+
+    def delete_session(self, key: str) -> bool:
+        s = self.t["sessions"]
+
+        def run() -> bool:
+            with self._write() as conn:
+                return conn.execute(sa.delete(s).where(s.c.key == key)).rowcount == 1
+
+        return self._guard(run)
+
+    def list_sessions(self, user_id: str, now: float) -> list[SessionRecord]:
+        s = self.t["sessions"]
+        stmt = (
+            sa.select(s)
+            .where(s.c.user_id == user_id, s.c.drop_at > now)
+            .order_by(s.c.created_at.desc(), s.c.key)
+        )
+
+        def run() -> list[SessionRecord]:
+            with self._read() as conn:
+                return [_session_from_row(r) for r in conn.execute(stmt)]
+
+        return self._guard(run)
+
+    def delete_session_by_public_id(
+        self, user_id: str, public_id: str
+    ) -> SessionRecord | None:
+        s = self.t["sessions"]
+        where = (s.c.user_id == user_id, s.c.public_id == public_id)
+
+        def run() -> SessionRecord | None:
+            with self._write() as conn:
+                row = conn.execute(sa.select(s).where(*where)).first()
+                if row is None:
+                    return None
+                conn.execute(sa.delete(s).where(s.c.key == row.key))
+                return _session_from_row(row)
+
+        return self._guard(run)
+
+    def delete_user_sessions(self, user_id: str, *, keep_key: str | None = None) -> int:
+        s = self.t["sessions"]
+        stmt = sa.delete(s).where(s.c.user_id == user_id)
+        if keep_key is not None:
+            stmt = stmt.where(s.c.key != keep_key)
+
+        def run() -> int:
+            with self._write() as conn:
+                return conn.execute(stmt).rowcount
+
+        return self._guard(run)
+
+    def delete_all_sessions(self) -> int:
+        s = self.t["sessions"]
+
+        def run() -> int:
+            with self._write() as conn:
+                return conn.execute(sa.delete(s)).rowcount
+
+        return self._guard(run)
+
+    def purge_expired(self, now: float, *, batch_size: int = 500) -> int:
+        t = self.t
+        targets = (
+            (t["sessions"], t["sessions"].c.key, t["sessions"].c.drop_at),
+            (t["refresh"], t["refresh"].c.key, t["refresh"].c.expires_at),
+            (t["families"], t["families"].c.family_id, t["families"].c.expires_at),
+            (t["revoked"], t["revoked"].c.family_id, t["revoked"].c.drop_at),
+        )
+
+        def run() -> int:
+            total = 0
+            for table, pk, deadline in targets:
+                batch = sa.select(pk).where(deadline <= now).limit(batch_size)
+                stmt = sa.delete(table).where(pk.in_(batch.scalar_subquery()))
+                # One short transaction per table and batch: never a long lock.
+                with self._write() as conn:
+                    total += conn.execute(stmt).rowcount
+            return total
+
+        return self._guard(run)
+
+    # -- users -------------------------------------------------------------
+
+    def get_epoch(self, user_id: str) -> int:
+        e = self.t["epochs"]
+
+        def run() -> int:
+            with self._read() as conn:
+                value = conn.execute(
+                    sa.select(e.c.epoch).where(e.c.user_id == user_id)
+                ).scalar()
+            return int(value or 0)
+
+        return self._guard(run)
+
+    def bump_epoch(self, user_id: str) -> int:
+        e = self.t["epochs"]
+
+        def run() -> int:
+            stmt = (
+                self._insert(e)
+                .values(user_id=user_id, epoch=1)
+                .on_conflict_do_update(
+                    index_elements=[e.c.user_id], set_={"epoch": e.c.epoch + 1}
+                )
+                .returning(e.c.epoch)
+            )
+            with self._write() as conn:
+                return int(conn.execute(stmt).scalar_one())
+
+        return self._guard(run)
+
+    # -- refresh-token families ------------------------------------------
+
+    def create_family(self, family: FamilyRecord, first: RefreshRecord) -> None:
+        f, r = self.t["families"], self.t["refresh"]
+
+        def run() -> None:
+            with self._write() as conn:
+                conn.execute(
+                    sa.insert(f).values(
+                        family_id=family.family_id,
+                        user_id=family.user_id,
+                        created_at=family.created_at,
+                        expires_at=family.expires_at,
+                        client_id=family.client_id,
+                    )
+                )
+                conn.execute(sa.insert(r).values(**self._refresh_values(first)))
+
+        self._guard(run)
+
+    @staticmethod
+    def _refresh_values(record: RefreshRecord) -> dict[str, Any]:
+        return {
+            "key": record.key,
+            "family_id": record.family_id,
+            "user_id": record.user_id,
+            "issued_at": record.issued_at,
+            "expires_at": record.expires_at,
+            "spent_at": record.spent_at,
+        }
+
+    def get_refresh(self, key: str) -> RefreshRecord | None:
+        r = self.t["refresh"]
+
+        def run() -> RefreshRecord | None:
+            with self._read() as conn:
+                row = conn.execute(sa.select(r).where(r.c.key == key)).first()
+            return None if row is None else _refresh_from_row(row)
+
+        return self._guard(run)
+
+    def spend_refresh(self, key: str, now: float) -> SpendResult:
+        r, f = self.t["refresh"], self.t["families"]
+        family_alive = sa.exists().where(
+            f.c.family_id == r.c.family_id, f.c.expires_at > now
+        )
+        spend = (
+            sa.update(r)
+            .where(r.c.key == key, r.c.spent_at.is_(None), family_alive)
+            .values(spent_at=now)
+            .returning(*r.c)
+        )
+        lookup = sa.select(r).where(r.c.key == key, family_alive)
+
+        def run() -> SpendResult:
+            with self._write() as conn:
+                row = conn.execute(spend).first()
+                if row is not None:
+                    return SpendResult(SpendStatus.SPENT, _refresh_from_row(row))
+                row = conn.execute(lookup).first()
+            if row is None:
+                return SpendResult(SpendStatus.MISSING)
+            return SpendResult(SpendStatus.ALREADY_SPENT, _refresh_from_row(row))
+
+        return self._guard(run)
+
+    def add_refresh(self, record: RefreshRecord, now: float) -> bool:
+        r, f = self.t["refresh"], self.t["families"]
+        values = self._refresh_values(record)
+        source = sa.select(
+            *(sa.literal(v, type_=r.c[k].type).label(k) for k, v in values.items())
+        ).where(
+            sa.exists().where(f.c.family_id == record.family_id, f.c.expires_at > now)
+        )
+        stmt = sa.insert(r).from_select(list(values), source)
+
+        def run() -> bool:
+            with self._write() as conn:
+                return conn.execute(stmt).rowcount == 1
+
+        return self._guard(run)
+
+    def get_family(self, family_id: str, user_id: str) -> FamilyRecord | None:
+        f = self.t["families"]
+
+        def run() -> FamilyRecord | None:
+            with self._read() as conn:
+                row = conn.execute(
+                    sa.select(f).where(f.c.family_id == family_id, f.c.user_id == user_id)
+                ).first()
+            if row is None:
+                return None
+            return FamilyRecord(
+                family_id=row.family_id,
+                user_id=row.user_id,
+                created_at=row.created_at,
+                expires_at=row.expires_at,
+                client_id=row.client_id,
+            )
+
+        return self._guard(run)
+
+    def revoke_family(self, family_id: str, user_id: str, until: float) -> None:
+        f, r, v = self.t["families"], self.t["refresh"], self.t["revoked"]
+
+        def run() -> None:
+            insert = self._insert(v).values(
+                family_id=family_id, user_id=user_id, drop_at=until
+            )
+            # Keep the later deadline if the family was already revoked.
+            later = sa.func.max if self.dialect == "sqlite" else sa.func.greatest
+            stmt = insert.on_conflict_do_update(
+                index_elements=[v.c.family_id],
+                set_={"drop_at": later(v.c.drop_at, insert.excluded.drop_at)},
+            )
+            with self._write() as conn:
+                conn.execute(stmt)
+                conn.execute(sa.delete(r).where(r.c.family_id == family_id))
+                conn.execute(sa.delete(f).where(f.c.family_id == family_id))
+
+        self._guard(run)
+
+    def revoke_user_families(self, user_id: str) -> int:
+        f, r = self.t["families"], self.t["refresh"]
+
+        def run() -> int:
+            with self._write() as conn:
+                conn.execute(sa.delete(r).where(r.c.user_id == user_id))
+                return conn.execute(sa.delete(f).where(f.c.user_id == user_id)).rowcount
+
+        return self._guard(run)
+
+    def access_state(self, user_id: str, family_id: str, now: float) -> AccessState:
+        e, v = self.t["epochs"], self.t["revoked"]
+        stmt = sa.select(
+            sa.select(e.c.epoch).where(e.c.user_id == user_id).scalar_subquery(),
+            sa.exists().where(v.c.family_id == family_id, v.c.drop_at > now),
+        )
+
+        def run() -> AccessState:
+            with self._read() as conn:
+                epoch, revoked = conn.execute(stmt).one()
+            return AccessState(epoch=int(epoch or 0), family_revoked=bool(revoked))
+
+        return self._guard(run)
