@@ -7,7 +7,9 @@ store keeps for one user can share it (a Redis Cluster hash tag) and the slot
 is found from the credential alone, without a second round trip. Anonymous
 sessions get a random tag. The tag reveals no more than a JWT's ``sub`` does.
 
-Stores only ever see :func:`hash_secret` of the whole secret, never the secret.
+Stores only ever see :func:`hash_secret` of a secret, ``<tag>.<sha256 hex>``:
+the tag (not secret) lets a store route the key, the digest covers the whole
+secret, and the secret itself is never stored.
 """
 
 from __future__ import annotations
@@ -55,8 +57,14 @@ def parse_secret(value: str) -> str | None:
 
 
 def hash_secret(secret: str) -> str:
-    """Return the store key of a secret: hex SHA-256 of it."""
-    return hashlib.sha256(secret.encode("ascii")).hexdigest()
+    """Return the store key of a well-formed secret: ``<tag>.<sha256 hex>``."""
+    digest = hashlib.sha256(secret.encode("ascii")).hexdigest()
+    return f"{secret[:TAG_LENGTH]}.{digest}"
+
+
+def key_tag(key: str) -> str:
+    """Return the routing tag of a store key made by :func:`hash_secret`."""
+    return key[:TAG_LENGTH]
 
 
 def new_public_id() -> str:

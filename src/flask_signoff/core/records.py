@@ -14,7 +14,7 @@ class SessionRecord:
     framework layer; the core never looks inside it.
     """
 
-    #: ``hash_secret(id)``: the only form of the id a store ever sees.
+    #: ``hash_secret(id)``, ``<tag>.<sha256>``: the only form a store sees.
     key: str
     #: The routing tag of the id (see :mod:`flask_signoff.core.ids`).
     tag: str
@@ -50,7 +50,10 @@ class FamilyRecord:
 
 @dataclasses.dataclass(slots=True)
 class RefreshRecord:
-    """One refresh token of a family, keyed by the hash of the token."""
+    """One refresh token of a family, keyed by ``hash_secret(token)``.
+
+    Refresh tokens have the form of session ids, with the user's tag.
+    """
 
     key: str
     family_id: str

@@ -8,8 +8,11 @@ exception may escape for a backend fault.
 The guarantees below are tested for every backend by one conformance suite
 (``tests/stores/test_conformance.py``) against real servers.
 
-Keys are ``hash_secret(secret)``: a store never sees a session id or a
-refresh token, only their SHA-256.
+Keys are ``hash_secret(secret)`` = ``<tag>.<sha256 hex>``: a store never sees
+a session id or a refresh token, only their SHA-256 and the routing tag
+(:func:`~flask_signoff.core.ids.key_tag`). Methods that take a ``user_id``
+instead find the tag with :func:`~flask_signoff.core.ids.user_tag`, so a
+backend that shards by tag (Redis Cluster) never needs a second round trip.
 """
 
 from __future__ import annotations

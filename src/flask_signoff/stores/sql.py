@@ -69,7 +69,7 @@ def _tables(prefix: str) -> tuple[sa.MetaData, dict[str, sa.Table]]:
     sessions = sa.Table(
         f"{prefix}sessions",
         md,
-        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("key", sa.String(80), primary_key=True),
         sa.Column("tag", sa.String(16), nullable=False),
         sa.Column("public_id", sa.String(32), nullable=False),
         sa.Column("user_id", sa.String(255), nullable=True),
@@ -104,7 +104,7 @@ def _tables(prefix: str) -> tuple[sa.MetaData, dict[str, sa.Table]]:
     refresh = sa.Table(
         f"{prefix}refresh_tokens",
         md,
-        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("key", sa.String(80), primary_key=True),
         sa.Column("family_id", sa.String(64), nullable=False, index=True),
         sa.Column("user_id", sa.String(255), nullable=False),
         sa.Column("issued_at", sa.Float, nullable=False),
