@@ -10,7 +10,14 @@ import dataclasses
 import enum
 
 from .clock import Clock, system_clock
-from .ids import hash_secret, new_public_id, new_secret, parse_secret, random_tag, user_tag
+from .ids import (
+    hash_secret,
+    new_public_id,
+    new_secret,
+    parse_secret,
+    random_tag,
+    user_tag,
+)
 from .records import SessionRecord
 from .store import Store
 
@@ -181,7 +188,9 @@ class SessionLifecycle:
         )
         if replace_key is not None:
             self.store.delete_session(replace_key)
-        self.store.create_session(record, max_per_user=self.policy.max_sessions_per_user)
+        self.store.create_session(
+            record, max_per_user=self.policy.max_sessions_per_user
+        )
         return secret, record
 
     def start_anonymous(

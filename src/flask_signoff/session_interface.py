@@ -1,0 +1,274 @@
+"""Flask's session, kept server-side: the cookie holds only a random id.
+
+A request, as data:
+
+1. The cookie arrives. A value that is not of our form is refused without a
+   store read. Otherwise one store read by hash; a missing or expired record
+   leaves the request anonymous and writes nothing.
+2. The view runs; ``flask.session`` is the record's data.
+3. On the way out a modified session is written with a conditional write
+   (never re-creating a revoked record); an unmodified one is touched at most
+   once per touch interval; the cookie is sent only when its id or expiry
+   changes. Responses of authenticated requests get ``Cache-Control: no-store``.
+
+When the store is unavailable the session is marked so: the extension answers
+503, nothing is written, and the cookie is left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+
+from flask import Flask, Request, Response, g
+from flask.json.tag import TaggedJSONSerializer
+from flask.sessions import SessionInterface, SessionMixin
+from werkzeug.datastructures import CallbackDict
+
+from .core.records import SessionRecord
+from .core.sessions import LoadStatus
+from .exceptions import StoreUnavailable
+
+if t.TYPE_CHECKING:
+    from .extension import SignoffState
+
+logger = logging.getLogger("flask_signoff")
+
+#: Session keys that belong to authentication, dropped on sign-in and sign-out.
+AUTH_KEYS = ("_csrf_token",)
+
+#: Longest cookie value looked at; ours are 52 characters.
+MAX_COOKIE_LENGTH = 128
+
+
+class SignoffSession(CallbackDict[str, t.Any], SessionMixin):
+    """``flask.session``: a dict whose server-side record is :attr:`record`."""
+
+    def __init__(
+        self,
+        initial: t.Mapping[str, t.Any] | None = None,
+        *,
+        record: SessionRecord | None = None,
+        secret: str | None = None,
+        cookie_present: bool = False,
+    ) -> None:
+        def on_update(self: SignoffSession) -> None:
+            self.modified = True
+            self.accessed = True
+
+        super().__init__(initial, on_update)
+        #: The live record behind this session, or ``None``.
+        self.record = record
+        #: The cookie value as the browser sent it (only while it is valid).
+        self.secret = secret
+        #: A new id to send in ``Set-Cookie`` at the end of the request.
+        self.new_secret: str | None = None
+        #: The browser sent a session cookie (valid or not).
+        self.cookie_present = cookie_present
+        #: The browser's cookie must be deleted at the end of the request.
+        self.drop_cookie = False
+        #: The store failed during this request: write nothing, keep the cookie.
+        self.unavailable = False
+        self.modified = False
+        self.accessed = False
+
+    def __getitem__(self, key: str) -> t.Any:
+        self.accessed = True
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: t.Any = None) -> t.Any:
+        self.accessed = True
+        return super().get(key, default)
+
+    def setdefault(self, key: str, default: t.Any = None) -> t.Any:
+        self.accessed = True
+        return super().setdefault(key, default)
+
+    @property
+    def user_id(self) -> str | None:
+        """The signed-in user's id, from the server-side record."""
+        return self.record.user_id if self.record is not None else None
+
+
+class SignoffSessionInterface(SessionInterface):
+    """The :class:`~flask.sessions.SessionInterface` of Flask-Signoff.
+
+    Cookie attributes come from small overridable hooks, as in Flask:
+    Flask's ``SESSION_COOKIE_*`` keys keep their meaning; only the defaults
+    are safer (``HttpOnly``, ``SameSite=Lax``, ``Secure`` and a ``__Host-``
+    prefix unless ``SIGNOFF_COOKIE_SECURE`` is false).
+    """
+
+    serializer = TaggedJSONSerializer()
+    session_class = SignoffSession
+
+    def __init__(self, state: SignoffState) -> None:
+        self.state = state
+
+    # -- cookie attributes -------------------------------------------------
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return self.state.settings.cookie_secure
+
+    def get_cookie_samesite(self, app: Flask) -> str | None:
+        value = app.config["SESSION_COOKIE_SAMESITE"]
+        return "Lax" if value is None else t.cast(str, value)
+
+    def get_cookie_httponly(self, app: Flask) -> bool:
+        return True
+
+    def get_cookie_name(self, app: Flask) -> str:
+        name = t.cast(str, app.config["SESSION_COOKIE_NAME"])
+        if not self.get_cookie_secure(app) or name.startswith("__"):
+            return name
+        # __Host- needs Secure, Path=/ and no Domain; else __Secure-.
+        if self.get_cookie_domain(app) is None and self.get_cookie_path(app) == "/":
+            return f"__Host-{name}"
+        return f"__Secure-{name}"
+
+    # -- Flask's hooks -----------------------------------------------------
+
+    def open_session(self, app: Flask, request: Request) -> SignoffSession:
+        value = request.cookies.get(self.get_cookie_name(app))
+        if not value:
+            return self.session_class()
+        if len(value) > MAX_COOKIE_LENGTH or not value.isascii():
+            return self._dead(value)
+        try:
+            loaded = self.state.lifecycle.load(value)
+        except StoreUnavailable:
+            logger.warning("Session store unavailable while loading a session.")
+            session = self.session_class(cookie_present=True)
+            session.unavailable = True
+            return session
+        if not loaded.alive or loaded.record is None:
+            return self._dead(value)
+        record = loaded.record
+        data = self._decode(record.data)
+        session = self.session_class(
+            data, record=record, secret=value, cookie_present=True
+        )
+        if loaded.status is LoadStatus.REVIVED:
+            # A remembered session back after the idle timeout: serve it, but
+            # under a new id and no longer fresh.
+            try:
+                rotated = self.state.lifecycle.rotate(record, fresh=False)
+            except StoreUnavailable:
+                session.unavailable = True
+                return session
+            if rotated is None:
+                return self._dead(value)
+            session.new_secret, session.record = rotated
+        return session
+
+    def _dead(self, value: str) -> SignoffSession:
+        """A session for a cookie that names no live session: anonymous."""
+        del value  # never kept or logged
+        session = self.session_class(cookie_present=True)
+        session.drop_cookie = True
+        return session
+
+    def _decode(self, data: str) -> dict[str, t.Any]:
+        if not data:
+            return {}
+        try:
+            value = self.serializer.loads(data)
+        except ValueError:
+            logger.error("Unreadable session data; starting with an empty session.")
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def encode(self, session: t.Mapping[str, t.Any]) -> str:
+        return self.serializer.dumps(dict(session)) if session else ""
+
+    def save_session(
+        self, app: Flask, session: SessionMixin, response: Response
+    ) -> None:
+        if not isinstance(session, SignoffSession):  # pragma: no cover
+            return
+        if session.unavailable:
+            return
+        try:
+            self._persist(session)
+        except StoreUnavailable:
+            logger.warning("Session store unavailable while saving a session.")
+            session.unavailable = True
+            self.state.replace_with_unavailable(response)
+            return
+        user = g.get("_login_user")
+        if session.user_id is not None or getattr(user, "is_authenticated", False):
+            # Private pages must not come back from a cache after sign-out.
+            response.headers["Cache-Control"] = "no-store"
+        if session.cookie_present or session.record is not None:
+            response.vary.add("Cookie")
+        self._set_cookie(app, session, response)
+
+    def _persist(self, session: SignoffSession) -> None:
+        lifecycle = self.state.lifecycle
+        record = session.record
+        if record is None:
+            if session:
+                request_info = self.state.client_info()
+                session.new_secret, session.record = lifecycle.start_anonymous(
+                    self.encode(session), **request_info
+                )
+            elif session.cookie_present:
+                session.drop_cookie = True
+            return
+        if session.modified:
+            if not session and record.user_id is None:
+                lifecycle.end(record.key)
+                session.record = None
+                session.new_secret = None
+                session.drop_cookie = True
+                return
+            record.data = self.encode(session)
+            if not lifecycle.save(record):
+                self._lost(session)
+        elif lifecycle.touch_due(record) and not lifecycle.touch(record):
+            self._lost(session)
+
+    @staticmethod
+    def _lost(session: SignoffSession) -> None:
+        """The record vanished mid-request (signed out elsewhere): forget it."""
+        session.record = None
+        session.new_secret = None
+        session.drop_cookie = True
+
+    def _set_cookie(
+        self, app: Flask, session: SignoffSession, response: Response
+    ) -> None:
+        name = self.get_cookie_name(app)
+        domain = self.get_cookie_domain(app)
+        path = self.get_cookie_path(app)
+        secure = self.get_cookie_secure(app)
+        samesite = self.get_cookie_samesite(app)
+        if session.new_secret is not None and session.record is not None:
+            record = session.record
+            max_age = None
+            if record.remember:
+                max_age = max(0, int(record.expires_at - self.state.clock()))
+            response.set_cookie(
+                name,
+                session.new_secret,
+                max_age=max_age,
+                path=path,
+                domain=domain,
+                secure=secure,
+                httponly=True,
+                samesite=samesite,
+            )
+        elif session.drop_cookie:
+            # Deleted with the attributes it was set with, or browsers keep it.
+            response.delete_cookie(
+                name,
+                path=path,
+                domain=domain,
+                secure=secure,
+                httponly=True,
+                samesite=samesite,
+            )
+        else:
+            return
+        response.headers["Cache-Control"] = "no-store"
+        response.vary.add("Cookie")
