@@ -237,17 +237,23 @@ class SQLStore(Store):
             if not self._schema_ready:
                 self.create_schema()
             return fn()
-        except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as e:
+        except (
+            exc.OperationalError,
+            exc.InterfaceError,
+            exc.TimeoutError,
+            exc.DatabaseError,
+        ) as e:
+            if isinstance(e, (exc.IntegrityError, exc.ProgrammingError)):
+                raise StoreError(
+                    f"The session store ({self.dialect}) refused a statement: "
+                    f"{type(e.orig).__name__}"
+                ) from e
             raise StoreUnavailable(
                 f"The session store ({self.dialect}) is unavailable: "
                 f"{type(e.orig if isinstance(e, exc.DBAPIError) else e).__name__}"
             ) from e
         except exc.DBAPIError as e:
-            if e.connection_invalidated:
-                raise StoreUnavailable(
-                    f"The session store ({self.dialect}) lost its connection."
-                ) from e
-            raise StoreError(
+            raise StoreUnavailable(
                 f"The session store ({self.dialect}) failed: {type(e.orig).__name__}"
             ) from e
 

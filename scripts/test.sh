@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Set up everything the test suite needs on a fresh Debian machine, then run
+# the linters, the type checker and the whole test suite.
+#
+#   bash scripts/test.sh [pytest arguments]
+#
+# System packages (redis-server, chromium, chromium-driver) are installed with
+# apt-get when missing; PostgreSQL's binaries come from the machine (initdb,
+# pg_ctl). The tests start and stop their own servers on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
+if ((${#need[@]})); then
+    if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+    echo "Installing ${need[*]} with apt-get"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[dev]'
+
+paths=(src tests)
+for d in examples benchmarks; do [ -d "$d" ] && paths+=("$d"); done
+echo "== ruff"
+.venv/bin/ruff check "${paths[@]}"
+.venv/bin/ruff format --check "${paths[@]}"
+echo "== mypy --strict src/"
+.venv/bin/mypy src/flask_signoff
+echo "== pytest"
+.venv/bin/python -m pytest --cov --cov-branch --cov-report=term "$@"

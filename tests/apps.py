@@ -1,0 +1,147 @@
+"""Test apps and helpers shared by the Flask-layer tests."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify, session
+
+from flask_signoff import (
+    FrozenClock,
+    Signoff,
+    UserMixin,
+    current_user,
+    fresh_login_required,
+    login_required,
+    login_user,
+    logout_user,
+)
+from flask_signoff.stores.sql import SQLStore
+
+SECRET = "test-secret-key-that-is-long-enough-for-hmac"
+
+
+class User(UserMixin):
+    def __init__(self, id: str, active: bool = True) -> None:
+        self.id = id
+        self.active = active
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+
+class Users(dict[str, User]):
+    """The test app's user table: delete a user to see their session end."""
+
+
+def make_app(db_path: Path, clock: FrozenClock, **config: Any) -> Flask:
+    """A small app with the Flask-Login API on Flask-Signoff."""
+    app = Flask(__name__)
+    app.config.update(
+        {
+            "SECRET_KEY": SECRET,
+            "TESTING": True,
+            "SIGNOFF_STORE_URL": f"sqlite:///{db_path}",
+            "SIGNOFF_COOKIE_SECURE": False,
+            **config,
+        }
+    )
+    signoff = Signoff(app, clock=clock)
+    users = Users(alice=User("alice"), bob=User("bob"), idle=User("idle", False))
+    app.extensions["test_users"] = users
+
+    @signoff.user_loader
+    def load_user(user_id: str) -> User | None:
+        return users.get(user_id)
+
+    @app.post("/login/<name>")
+    def login(name: str) -> Any:
+        remember = "remember" in session or bool(app.config.get("TEST_REMEMBER"))
+        ok = login_user(users[name], remember=remember)
+        return jsonify(ok=ok)
+
+    @app.post("/logout")
+    def logout() -> Any:
+        logout_user()
+        return jsonify(ok=True)
+
+    @app.post("/logout-clear")
+    def logout_clear() -> Any:
+        logout_user(clear=True)
+        return jsonify(ok=True)
+
+    @app.get("/me")
+    @login_required
+    def me() -> Any:
+        return jsonify(user=current_user.get_id())
+
+    @app.get("/fresh")
+    @fresh_login_required
+    def fresh() -> Any:
+        return jsonify(user=current_user.get_id())
+
+    @app.get("/public")
+    def public() -> Any:
+        return jsonify(user=current_user.get_id(), cart=session.get("cart"))
+
+    @app.post("/cart/<item>")
+    def cart(item: str) -> Any:
+        session["cart"] = item
+        return jsonify(ok=True)
+
+    @app.post("/rotate")
+    @login_required
+    def rotate() -> Any:
+        return jsonify(ok=signoff.rotate())
+
+    return app
+
+
+def count_rows(db_path: Path, table: str = "signoff_sessions") -> int:
+    with sqlite3.connect(db_path) as conn:
+        try:
+            query = f"SELECT count(*) FROM {table}"  # noqa: S608 (test tables only)
+            return int(conn.execute(query).fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+
+
+class CountingStore(SQLStore):
+    """The real SQLite store, counting the calls made to it."""
+
+    READS = ("get_session", "list_sessions", "get_epoch", "get_refresh", "access_state")
+    WRITES = (
+        "create_session",
+        "update_session",
+        "touch_session",
+        "rotate_session",
+        "delete_session",
+        "delete_user_sessions",
+        "bump_epoch",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: list[str] = []
+        for name in (*self.READS, *self.WRITES):
+            self._wrap(name)
+
+    def _wrap(self, name: str) -> None:
+        method = getattr(self, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            return method(*args, **kwargs)
+
+        setattr(self, name, counted)
+
+    @property
+    def reads(self) -> int:
+        return sum(c in self.READS for c in self.calls)
+
+    @property
+    def writes(self) -> int:
+        return sum(c in self.WRITES for c in self.calls)

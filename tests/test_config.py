@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from apps import SECRET
+from flask_signoff import ConfigError, Signoff
+from flask_signoff.extension import get_state
+from flask_signoff.stores import open_store, redact_url
+
+
+def build(tmp_path: Path, **config: Any) -> Flask:
+    app = Flask(__name__, instance_path=str(tmp_path / "instance"))
+    app.config.update({"SECRET_KEY": SECRET, "TESTING": True, **config})
+    Signoff(app)
+    return app
+
+
+def test_defaults(tmp_path: Path) -> None:
+    app = build(tmp_path)
+    s = get_state(app).settings
+    assert s.idle_timeout == 1800
+    assert s.absolute_timeout == 12 * 3600
+    assert s.remember_duration == 30 * 86400
+    assert s.touch_interval == 60
+    assert s.cookie_secure is True
+    assert s.jwt_issuer == s.jwt_audience == app.import_name
+    assert s.store_url == f"sqlite:///{tmp_path}/instance/signoff.sqlite3"
+    assert (tmp_path / "instance").is_dir()
+
+
+@pytest.mark.parametrize(
+    "value", [5, 5.0, "5", dt.timedelta(seconds=5)], ids=["int", "float", "str", "td"]
+)
+def test_durations(tmp_path: Path, value: Any) -> None:
+    app = build(tmp_path, SIGNOFF_IDLE_TIMEOUT=value)
+    assert get_state(app).settings.idle_timeout == 5
+    assert get_state(app).settings.touch_interval == 2.5  # capped at idle/2
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("SIGNOFF_IDLE_TIMEOUT", "soon", "a duration"),
+        ("SIGNOFF_IDLE_TIMEOUT", -1, "a duration"),
+        ("SIGNOFF_IDLE_TIMEOUT", 0, "greater than 0"),
+        ("SIGNOFF_IDLE_TIMEOUT", True, "a duration"),
+        ("SIGNOFF_COOKIE_SECURE", "maybe", "true or false"),
+        ("SIGNOFF_MAX_SESSIONS_PER_USER", 0, "a whole number"),
+        ("SIGNOFF_TRUSTED_ORIGINS", 5, "a list of strings"),
+        ("SIGNOFF_JWT_ALGORITHM", "none", "a signing algorithm"),
+        ("SIGNOFF_STORE_URL", "ftp://x", "a URL starting with"),
+    ],
+)
+def test_bad_values_fail_at_init_app_naming_key_and_value(
+    tmp_path: Path, key: str, value: Any, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        build(tmp_path, **{key: value})
+    message = str(info.value)
+    assert key in message
+    assert repr(value) in message
+    assert expected in message
+
+
+def test_string_forms_from_the_environment(tmp_path: Path) -> None:
+    app = build(
+        tmp_path,
+        SIGNOFF_COOKIE_SECURE="false",
+        SIGNOFF_TRUSTED_ORIGINS="https://a.example, https://b.example",
+        SIGNOFF_MAX_SESSIONS_PER_USER="7",
+    )
+    s = get_state(app).settings
+    assert s.cookie_secure is False
+    assert s.trusted_origins == ("https://a.example", "https://b.example")
+    assert s.max_sessions_per_user == 7
+
+
+def test_store_url_password_is_not_in_messages() -> None:
+    with pytest.raises(ConfigError) as info:
+        open_store("ftp://user:hunter2@host/db")
+    assert "hunter2" not in str(info.value)
+    assert redact_url("redis://:pw@h:1/0") == "redis://:***@h:1/0"
+    assert redact_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_in_memory_sqlite_is_refused(tmp_path: Path) -> None:
+    from flask_signoff.exceptions import StoreError
+
+    with pytest.raises(StoreError, match="needs a file"):
+        build(tmp_path, SIGNOFF_STORE_URL="sqlite://")
+
+
+def test_insecure_cookie_warns_outside_debug(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = Flask(__name__, instance_path=str(tmp_path / "i"))
+    app.config.update(SECRET_KEY=SECRET, SIGNOFF_COOKIE_SECURE=False)
+    Signoff(app)
+    assert "SIGNOFF_COOKIE_SECURE is off" in caplog.text

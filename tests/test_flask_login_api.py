@@ -1,0 +1,352 @@
+"""Flask-Login's API on Flask-Signoff: migrating is an import change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Blueprint, Flask, get_flashed_messages, jsonify
+
+import flask_signoff
+from apps import SECRET, User, make_app
+from flask_signoff import (
+    AnonymousUserMixin,
+    FlaskLoginClient,
+    FrozenClock,
+    LoginManager,
+    Signoff,
+    UserMixin,
+    confirm_login,
+    current_user,
+    decode_cookie,
+    encode_cookie,
+    login_fresh,
+    login_remembered,
+    login_required,
+    login_url,
+    login_user,
+    make_next_param,
+    set_login_view,
+    user_accessed,
+    user_logged_in,
+    user_logged_out,
+    user_login_confirmed,
+    user_needs_refresh,
+    user_unauthorized,
+)
+
+FLASK_LOGIN_06_NAMES = {
+    "AUTH_HEADER_NAME",
+    "ID_ATTRIBUTE",
+    "LOGIN_MESSAGE",
+    "LOGIN_MESSAGE_CATEGORY",
+    "REFRESH_MESSAGE",
+    "REFRESH_MESSAGE_CATEGORY",
+    "LoginManager",
+    "AnonymousUserMixin",
+    "UserMixin",
+    "session_protected",
+    "user_accessed",
+    "user_loaded_from_cookie",
+    "user_loaded_from_request",
+    "user_logged_in",
+    "user_logged_out",
+    "user_login_confirmed",
+    "user_needs_refresh",
+    "user_unauthorized",
+    "FlaskLoginClient",
+    "confirm_login",
+    "current_user",
+    "decode_cookie",
+    "encode_cookie",
+    "fresh_login_required",
+    "login_fresh",
+    "login_remembered",
+    "login_required",
+    "login_url",
+    "login_user",
+    "logout_user",
+    "make_next_param",
+    "set_login_view",
+}
+
+
+def test_every_flask_login_name_is_importable() -> None:
+    missing = {n for n in FLASK_LOGIN_06_NAMES if not hasattr(flask_signoff, n)}
+    assert not missing
+
+
+def test_all_is_sorted_and_complete() -> None:
+    # isort-style, as ruff keeps it: CONSTANTS, then Classes, then functions.
+    def kind(name: str) -> tuple[int, str]:
+        rank = 0 if name.isupper() else 1 if name[0].isupper() else 2
+        return rank, name
+
+    assert flask_signoff.__all__ == sorted(flask_signoff.__all__, key=kind)
+    public = {
+        name
+        for name, value in vars(flask_signoff).items()
+        if not name.startswith("_")
+        and getattr(value, "__module__", "").startswith("flask_signoff")
+    }
+    assert public <= set(flask_signoff.__all__)
+    assert set(flask_signoff.__all__) >= FLASK_LOGIN_06_NAMES
+
+
+def test_login_manager_is_signoff() -> None:
+    assert LoginManager is Signoff
+    manager = LoginManager()
+    for attribute in (
+        "login_view",
+        "blueprint_login_views",
+        "login_message",
+        "login_message_category",
+        "refresh_view",
+        "needs_refresh_message",
+        "anonymous_user",
+        "session_protection",
+        "localize_callback",
+    ):
+        assert hasattr(manager, attribute), attribute
+
+
+def test_init_app_later_and_login_manager_attribute(tmp_path: Path) -> None:
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=SECRET, SIGNOFF_STORE_URL=f"sqlite:///{tmp_path}/s.db", TESTING=True
+    )
+    manager = LoginManager()
+    manager.init_app(app)
+    assert app.login_manager is manager  # type: ignore[attr-defined]
+    assert app.extensions["signoff"].manager is manager
+    assert not hasattr(manager, "app")
+
+
+def test_mixins() -> None:
+    a1, a2, b = User("a"), User("a"), User("b")
+    assert a1 == a2
+    assert a1 != b
+    assert a1.is_authenticated
+    assert not a1.is_anonymous
+    anon = AnonymousUserMixin()
+    assert not anon.is_authenticated
+    assert anon.is_anonymous
+    assert anon.get_id() is None
+
+    class NoId(UserMixin):
+        pass
+
+    with pytest.raises(NotImplementedError):
+        NoId().get_id()
+
+
+def test_login_view_redirects_with_next_and_flashes(
+    db_path: Path, clock: FrozenClock
+) -> None:
+    app = make_app(db_path, clock)
+
+    @app.get("/login")
+    def login_page() -> Any:
+        return jsonify(messages=get_flashed_messages())
+
+    app.login_manager.login_view = "login_page"  # type: ignore[attr-defined]
+    client = app.test_client()
+    r = client.get("/me?x=1")
+    assert r.status_code == 302
+    assert r.headers["Location"] == "/login?next=%2Fme%3Fx%3D1"
+    assert client.get("/login").json == {"messages": [flask_signoff.LOGIN_MESSAGE]}
+
+
+def test_json_clients_get_401_json(app: Flask) -> None:
+    app.login_manager.login_view = "somewhere"  # type: ignore[attr-defined]
+    r = app.test_client().get("/me", headers={"Accept": "application/json"})
+    assert r.status_code == 401
+    assert r.json == {"error": "unauthorized", "message": "Sign-in required."}
+
+
+def test_no_login_view_is_401(client: Any) -> None:
+    assert client.get("/me").status_code == 401
+
+
+def test_unauthorized_handler_and_signal(app: Flask, client: Any) -> None:
+    seen: list[Any] = []
+    app.login_manager.unauthorized_handler(lambda: ("go away", 418))  # type: ignore[attr-defined]
+    with user_unauthorized.connected_to(lambda sender: seen.append(sender)):
+        assert client.get("/me").status_code == 418
+    assert seen == [app]
+
+
+def test_blueprint_login_views(db_path: Path, clock: FrozenClock) -> None:
+    app = make_app(db_path, clock)
+    bp = Blueprint("admin", __name__)
+
+    @bp.get("/admin")
+    @login_required
+    def admin() -> str:
+        return "admin"
+
+    app.register_blueprint(bp)
+
+    @app.get("/admin-login")
+    def admin_login() -> str:
+        return "login"
+
+    with app.test_request_context():
+        set_login_view("admin_login", blueprint=bp)
+    r = app.test_client().get("/admin")
+    assert r.status_code == 302
+    assert r.headers["Location"].startswith("/admin-login?next=")
+
+
+def test_login_disabled(db_path: Path, clock: FrozenClock) -> None:
+    app = make_app(db_path, clock, LOGIN_DISABLED=True)
+    assert app.test_client().get("/me").status_code == 200
+
+
+def test_login_required_on_async_views(app: Flask, client: Any) -> None:
+    @app.get("/async")
+    @login_required
+    async def async_view() -> Any:
+        return jsonify(user=current_user.get_id())
+
+    assert client.get("/async").status_code == 401
+    client.post("/login/alice")
+    assert client.get("/async").json == {"user": "alice"}
+
+
+def test_fresh_login_required_and_confirm_login(
+    app: Flask, client: Any, clock: FrozenClock
+) -> None:
+    calls: list[str] = []
+
+    @app.post("/confirm")
+    def confirm() -> Any:
+        confirm_login()
+        return jsonify(fresh=login_fresh())
+
+    client.post("/login/alice")
+    assert client.get("/fresh").status_code == 200
+    clock.advance(11 * 60)
+    with user_needs_refresh.connected_to(lambda s: calls.append("refresh")):
+        assert client.get("/fresh").status_code == 401
+    assert calls == ["refresh"]
+    old = client.get_cookie("session").value
+    with user_login_confirmed.connected_to(lambda s: calls.append("confirmed")):
+        assert client.post("/confirm").json == {"fresh": True}
+    assert calls == ["refresh", "confirmed"]
+    assert client.get_cookie("session").value != old  # confirm rotates the id
+    assert client.get("/fresh").status_code == 200
+
+
+def test_login_remembered(app: Flask) -> None:
+    with app.test_request_context():
+        users = app.extensions["test_users"]
+        assert login_remembered() is False
+        login_user(users["alice"], remember=True)
+        assert login_remembered() is True
+        login_user(users["alice"])
+        assert login_remembered() is False
+
+
+def test_signals_on_login_and_logout(app: Flask, client: Any) -> None:
+    events: list[tuple[str, Any]] = []
+
+    def on_in(sender: Any, user: Any) -> None:
+        events.append(("in", user.get_id()))
+
+    def on_out(sender: Any, user: Any) -> None:
+        events.append(("out", user.get_id()))
+
+    with user_logged_in.connected_to(on_in), user_logged_out.connected_to(on_out):
+        client.post("/login/alice")
+        client.post("/logout")
+    assert events == [("in", "alice"), ("out", "alice")]
+
+
+def test_user_loader_called_once_per_request(app: Flask, client: Any) -> None:
+    loads: list[str] = []
+    original = app.login_manager._user_callback  # type: ignore[attr-defined]
+
+    def counting(user_id: str) -> Any:
+        loads.append(user_id)
+        return original(user_id)
+
+    app.login_manager._user_callback = counting  # type: ignore[attr-defined]
+
+    @app.get("/twice")
+    def twice() -> Any:
+        return jsonify(a=current_user.get_id(), b=current_user.is_authenticated)
+
+    client.post("/login/alice")
+    accessed: list[Any] = []
+    with user_accessed.connected_to(lambda s: accessed.append(s)):
+        assert client.get("/twice").json == {"a": "alice", "b": True}
+    assert loads == ["alice"]
+    assert len(accessed) == 1
+
+
+def test_request_loader(app: Flask) -> None:
+    @app.login_manager.request_loader  # type: ignore[attr-defined]
+    def from_api_key(request: Any) -> Any:
+        key = request.args.get("api_key")
+        return User("robot") if key == "k" else None
+
+    client = app.test_client()
+    assert client.get("/me?api_key=k").json == {"user": "robot"}
+    assert client.get("/me?api_key=bad").status_code == 401
+
+
+def test_flask_login_client(app: Flask) -> None:
+    app.test_client_class = FlaskLoginClient
+    client = app.test_client(user=User("alice"))
+    assert client.get("/me").json == {"user": "alice"}
+    stale = app.test_client(user=User("alice"), fresh_login=False)
+    assert stale.get("/fresh").status_code == 401
+
+
+def test_url_helpers(app: Flask) -> None:
+    assert make_next_param("/login", "http://localhost/a?b=1") == "/a?b=1"
+    assert (
+        make_next_param("https://sso.example/login", "http://localhost/a")
+        == "http://localhost/a"
+    )
+    with app.test_request_context():
+        assert login_url("/login", "/x") == "/login?next=%2Fx"
+        assert login_url("/login?lang=fr", "/x") == "/login?lang=fr&next=%2Fx"
+        assert login_url("public") == "/public"
+
+
+def test_encode_decode_cookie(app: Flask) -> None:
+    with app.app_context():
+        signed = encode_cookie("alice")
+        assert decode_cookie(signed) == "alice"
+        assert decode_cookie(signed.replace("alice", "admin")) is None
+        assert decode_cookie("no-digest") is None
+
+
+def test_current_user_outside_a_request_is_none() -> None:
+    assert current_user._get_current_object() is None
+
+
+@pytest.mark.parametrize(
+    ("target", "safe"),
+    [
+        ("/", True),
+        ("/sessions?x=1", True),
+        ("//evil.example", False),
+        ("/\\evil.example", False),
+        ("https://evil.example/", False),
+        ("javascript:alert(1)", False),
+        ("/\tevil", False),
+        ("", False),
+        (None, False),
+        ("evil", False),
+        ("/%2F%2Fevil", True),
+    ],
+)
+def test_is_safe_redirect(target: str | None, safe: bool) -> None:
+    assert flask_signoff.is_safe_redirect(target) is safe
+    assert flask_signoff.safe_redirect_target(target, "/home") == (
+        target if safe else "/home"
+    )
