@@ -219,6 +219,9 @@ class Signoff:
         app.register_error_handler(StoreUnavailable, self._store_unavailable)
         if add_context_processor:
             app.context_processor(_user_context_processor)
+        from .cli import signoff_cli
+
+        app.cli.add_command(signoff_cli)
         if not settings.cookie_secure and not app.debug and not app.testing:
             logger.warning(
                 "SIGNOFF_COOKIE_SECURE is off: the session cookie will be sent "

@@ -267,6 +267,15 @@ class SessionLifecycle:
         """End every session of the user but ``keep_key``."""
         return self.store.delete_user_sessions(user_id, keep_key=keep_key)
 
+    def revoke_everyone(self, access_token_ttl: float) -> int:
+        """Sign every user out of everything (an administrator's reset).
+
+        Access tokens die through revocation markers on every family, kept
+        for ``access_token_ttl`` (the longest an access token lives).
+        """
+        self.store.revoke_all_families(self.clock() + access_token_ttl)
+        return self.store.delete_all_sessions()
+
     def revoke_user(self, user_id: str, *, keep_key: str | None = None) -> int:
         """Sign a user out everywhere: sessions, refresh families, access tokens.
 

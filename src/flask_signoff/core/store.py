@@ -187,6 +187,14 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def revoke_all_families(self, until: float) -> int:
+        """Revoke every family of every user, as :meth:`revoke_family` does.
+
+        For an administrator's "sign everyone out": markers are written so
+        that access tokens die too. Returns the number of families.
+        """
+
+    @abc.abstractmethod
     def access_state(self, user_id: str, family_id: str, now: float) -> AccessState:
         """Return the user's epoch and whether the family is revoked.
 

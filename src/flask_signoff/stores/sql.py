@@ -629,6 +629,27 @@ class SQLStore(Store):
 
         return self._guard(run)
 
+    def revoke_all_families(self, until: float) -> int:
+        f, r, v = self.t["families"], self.t["refresh"], self.t["revoked"]
+        insert = self._insert(v).from_select(
+            ["family_id", "user_id", "drop_at"],
+            # WHERE true: SQLite needs it to parse INSERT ... SELECT ... ON CONFLICT.
+            sa.select(f.c.family_id, f.c.user_id, sa.literal(until, sa.Float)).where(
+                sa.true()
+            ),
+        )
+        stmt = insert.on_conflict_do_update(
+            index_elements=[v.c.family_id], set_={"drop_at": insert.excluded.drop_at}
+        )
+
+        def run() -> int:
+            with self._write() as conn:
+                conn.execute(stmt)
+                conn.execute(sa.delete(r))
+                return conn.execute(sa.delete(f)).rowcount
+
+        return self._guard(run)
+
     def access_state(self, user_id: str, family_id: str, now: float) -> AccessState:
         e, v = self.t["epochs"], self.t["revoked"]
         stmt = sa.select(
