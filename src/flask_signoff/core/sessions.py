@@ -10,7 +10,14 @@ import dataclasses
 import enum
 
 from .clock import Clock, system_clock
-from .ids import hash_secret, new_public_id, new_secret, parse_secret, random_tag, user_tag
+from .ids import (
+    hash_secret,
+    new_public_id,
+    new_secret,
+    parse_secret,
+    random_tag,
+    user_tag,
+)
 from .records import SessionRecord
 from .store import Store
 
@@ -181,7 +188,9 @@ class SessionLifecycle:
         )
         if replace_key is not None:
             self.store.delete_session(replace_key)
-        self.store.create_session(record, max_per_user=self.policy.max_sessions_per_user)
+        self.store.create_session(
+            record, max_per_user=self.policy.max_sessions_per_user
+        )
         return secret, record
 
     def start_anonymous(
@@ -262,8 +271,12 @@ class SessionLifecycle:
         """Sign a user out everywhere: sessions, refresh families, access tokens.
 
         Bumps the epoch first, so an access token checked while the rest is
-        being deleted is already refused.
+        being deleted is already refused, and again once the families are
+        gone: a refresh racing this call may have read the first new epoch
+        and still found its family alive; the second bump kills what it
+        issued. (The token code reads the epoch before it adds to a family.)
         """
         self.store.bump_epoch(user_id)
         self.store.revoke_user_families(user_id)
+        self.store.bump_epoch(user_id)
         return self.store.delete_user_sessions(user_id, keep_key=keep_key)
