@@ -577,7 +577,9 @@ class SQLStore(Store):
         def run() -> FamilyRecord | None:
             with self._read() as conn:
                 row = conn.execute(
-                    sa.select(f).where(f.c.family_id == family_id, f.c.user_id == user_id)
+                    sa.select(f).where(
+                        f.c.family_id == family_id, f.c.user_id == user_id
+                    )
                 ).first()
             if row is None:
                 return None
