@@ -276,6 +276,8 @@ class TokenLifecycle:
         :raises TokenRevoked: if its family or the user's older tokens were
             revoked.
         :raises InvalidToken: for anything else.
+        :raises StoreUnavailable: if the store cannot answer; the request is
+            then not authenticated (fail closed).
         """
         now = self.clock()
         claims = self.codec.decode(access_token, now)
