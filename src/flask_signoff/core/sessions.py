@@ -280,8 +280,12 @@ class SessionLifecycle:
         """Sign a user out everywhere: sessions, refresh families, access tokens.
 
         Bumps the epoch first, so an access token checked while the rest is
-        being deleted is already refused.
+        being deleted is already refused, and again once the families are
+        gone: a refresh racing this call may have read the first new epoch
+        and still found its family alive; the second bump kills what it
+        issued. (The token code reads the epoch before it adds to a family.)
         """
         self.store.bump_epoch(user_id)
         self.store.revoke_user_families(user_id)
+        self.store.bump_epoch(user_id)
         return self.store.delete_user_sessions(user_id, keep_key=keep_key)

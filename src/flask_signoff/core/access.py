@@ -1,0 +1,303 @@
+"""Access tokens: JWTs in the RFC 9068 profile, made and checked with PyJWT.
+
+This module only signs and verifies; it never touches a store. Revocation
+(families and epochs) is checked by :class:`~flask_signoff.core.tokens.TokenLifecycle`.
+
+A token carries, besides the registered claims, ``client_id`` (RFC 9068),
+``fam`` (the refresh family it belongs to, so that revoking the family kills
+it) and ``ep`` (the user's epoch when it was issued, so that "sign out
+everywhere" kills it). Its header has ``typ: at+jwt``, so no other JWT signed
+with the same key (an ID token, a token of another profile) passes for one.
+
+Time checks are ours, not PyJWT's: PyJWT reads the wall clock, and the core
+takes time from an injected clock. Each claim has its own ``_validate_<claim>``
+with an explicit leeway, the way PyJWT's own ``api_jwt`` is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import secrets
+from typing import Any, NoReturn
+
+import jwt
+
+from ..exceptions import InvalidToken, TokenExpired
+from .keys import JWTKey, KeySet
+
+#: The ``typ`` header of access tokens (RFC 9068, section 2.1).
+TOKEN_TYPE = "at+jwt"  # noqa: S105 (a media type, not a secret)
+#: ``typ`` values accepted, compared case-insensitively: media types are
+#: case-insensitive and the ``application/`` prefix may be left out
+#: (RFC 7515, section 4.1.9).
+ACCEPTED_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+#: Longest token read at all. Ours are well under 1 KiB; anything longer is
+#: refused before a byte of it is decoded.
+MAX_TOKEN_LENGTH = 8192
+#: Claims every access token must carry.
+REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id", "fam", "ep")
+#: Longest ``sub`` and ``client_id`` (what a store column holds).
+MAX_ID_LENGTH = 255
+#: Longest family id.
+MAX_FAMILY_LENGTH = 64
+
+# A JWS in compact form: three base64url segments. Anything else (a refresh
+# token ``<tag>.<random>``, a JWE, non-ASCII text) is refused before PyJWT.
+_COMPACT_RE = re.compile(r"\A[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\Z")
+
+# Errors a key may raise that only mean "not signed by this key".
+_WRONG_KEY = (jwt.InvalidSignatureError, jwt.InvalidAlgorithmError)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AccessClaims:
+    """The verified content of an access token."""
+
+    #: The user id (``sub``).
+    subject: str
+    #: The refresh family the token belongs to (``fam``).
+    family_id: str
+    #: The client it was issued to (``client_id``); may be empty.
+    client_id: str
+    #: The user's epoch when it was issued (``ep``).
+    epoch: int
+    #: The token's unique id (``jti``).
+    jwt_id: str
+    issued_at: float
+    expires_at: float
+    #: The ``kid`` of the key that verified it.
+    key_id: str
+
+
+def _fail(description: str) -> NoReturn:
+    raise InvalidToken(description)
+
+
+def _number(payload: dict[str, Any], claim: str) -> float:
+    """A NumericDate: a finite JSON number (``true`` is not one)."""
+    value = payload[claim]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        _fail(f"The {claim!r} claim must be a number.")
+    if not math.isfinite(value):
+        _fail(f"The {claim!r} claim must be a finite number.")
+    return float(value)
+
+
+def _text(payload: dict[str, Any], claim: str, *, limit: int, empty: bool) -> str:
+    value = payload[claim]
+    if not isinstance(value, str) or len(value) > limit or (not empty and not value):
+        _fail(f"The {claim!r} claim is not valid.")
+    return value
+
+
+def _describe(error: jwt.PyJWTError) -> str:
+    """A short description of a PyJWT error, without anything from the token."""
+    if isinstance(error, jwt.MissingRequiredClaimError):
+        # e.claim is one of REQUIRED_CLAIMS, not text from the token.
+        return f"The token lacks the {error.claim!r} claim."
+    if isinstance(error, jwt.InvalidAudienceError):
+        return "The token is not meant for this audience."
+    if isinstance(error, jwt.InvalidIssuerError):
+        return "The token was issued by someone else."
+    return "The token is malformed."
+
+
+class AccessTokenCodec:
+    """Sign and verify access tokens.
+
+    :param keys: the signing and verifying keys.
+    :param issuer: the ``iss`` written and required.
+    :param audience: the ``aud`` written and required.
+    :param access_ttl: lifetime of a token in seconds; also the longest
+        lifetime a token may claim (see :meth:`_validate_lifetime`).
+    :param leeway: clock-skew tolerance in seconds for ``exp``, ``nbf`` and
+        ``iat``.
+    """
+
+    def __init__(
+        self,
+        keys: KeySet,
+        *,
+        issuer: str,
+        audience: str,
+        access_ttl: int,
+        leeway: float = 0,
+    ) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.audience = audience
+        self.access_ttl = access_ttl
+        self.leeway = float(leeway)
+        # Our own instance, so that no global PyJWT options set elsewhere in
+        # the application apply; short keys are errors, never warnings.
+        self._jwt = jwt.PyJWT(options={"enforce_minimum_key_length": True})
+
+    # -- signing -----------------------------------------------------------
+
+    def encode(
+        self,
+        *,
+        subject: str,
+        family_id: str,
+        client_id: str,
+        epoch: int,
+        now: float,
+    ) -> tuple[str, AccessClaims]:
+        """Return a new signed token and its claims.
+
+        ``iat`` is ``now`` rounded down and ``exp`` is ``iat + access_ttl``,
+        so ``exp`` is never later than ``now + access_ttl``: revocation
+        markers rely on that.
+        """
+        key = self.keys.signing_key
+        issued_at = math.floor(now)
+        claims = AccessClaims(
+            subject=subject,
+            family_id=family_id,
+            client_id=client_id,
+            epoch=epoch,
+            jwt_id=secrets.token_urlsafe(16),
+            issued_at=issued_at,
+            expires_at=issued_at + self.access_ttl,
+            key_id=key.kid,
+        )
+        payload = {
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": self.audience,
+            "exp": issued_at + self.access_ttl,
+            "iat": issued_at,
+            "jti": claims.jwt_id,
+            "client_id": client_id,
+            "fam": family_id,
+            "ep": epoch,
+        }
+        token = self._jwt.encode(
+            payload,
+            key.signing_key,
+            algorithm=key.algorithm,
+            headers={"typ": TOKEN_TYPE, "kid": key.kid},
+        )
+        return token, claims
+
+    # -- verifying ---------------------------------------------------------
+
+    def decode(
+        self, token: str, now: float, *, check_time: bool = True
+    ) -> AccessClaims:
+        """Verify a token's signature, header and claims; return its claims.
+
+        :param token: what the client sent, unchecked.
+        :param now: the current time.
+        :param check_time: ``False`` skips ``exp``, ``nbf``, ``iat`` and the
+            lifetime check (for revocation: an expired token is still a
+            signed statement of which family it belongs to).
+        :raises TokenExpired: if it is past ``exp`` (plus leeway).
+        :raises InvalidToken: for anything else wrong. The description is
+            short and never contains the token.
+        """
+        if not isinstance(token, str):
+            _fail("The token must be a string.")
+        if len(token) > MAX_TOKEN_LENGTH:
+            _fail("The token is too long.")
+        if not _COMPACT_RE.match(token):
+            _fail("The token is not an access token.")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise InvalidToken("The token is malformed.") from None
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            _fail("The token's key id is not valid.")
+        decoded, key = self._verify_signature(token, kid)
+        self._validate_typ(decoded["header"])
+        payload: dict[str, Any] = decoded["payload"]
+        claims = AccessClaims(
+            subject=_text(payload, "sub", limit=MAX_ID_LENGTH, empty=False),
+            family_id=_text(payload, "fam", limit=MAX_FAMILY_LENGTH, empty=False),
+            client_id=_text(payload, "client_id", limit=MAX_ID_LENGTH, empty=True),
+            epoch=self._validate_ep(payload),
+            jwt_id=_text(payload, "jti", limit=MAX_ID_LENGTH, empty=False),
+            issued_at=_number(payload, "iat"),
+            expires_at=_number(payload, "exp"),
+            key_id=key.kid,
+        )
+        if check_time:
+            self._validate_exp(claims, now)
+            self._validate_iat(claims, now)
+            self._validate_nbf(payload, now)
+            self._validate_lifetime(claims)
+        return claims
+
+    def _verify_signature(
+        self, token: str, kid: str | None
+    ) -> tuple[dict[str, Any], JWTKey]:
+        """Find the key that signed ``token``; return the decoded token.
+
+        Each key is tried with its own algorithm only. PyJWT also checks the
+        required claims, ``iss`` and ``aud``, but not time (see the module
+        docstring).
+        """
+        candidates = self.keys.candidates(kid)
+        if not candidates:
+            _fail("The token was signed with an unknown key.")
+        for key in candidates:
+            try:
+                decoded = self._jwt.decode_complete(
+                    token,
+                    key.verifying_key,
+                    algorithms=[key.algorithm],
+                    options={
+                        "require": list(REQUIRED_CLAIMS),
+                        "verify_exp": False,
+                        "verify_nbf": False,
+                        "verify_iat": False,
+                        "enforce_minimum_key_length": True,
+                    },
+                    audience=self.audience,
+                    issuer=self.issuer,
+                )
+            except _WRONG_KEY:
+                continue
+            except jwt.PyJWTError as e:
+                raise InvalidToken(_describe(e)) from None
+            return decoded, key
+        _fail("The token signature is not valid.")
+
+    @staticmethod
+    def _validate_typ(header: dict[str, Any]) -> None:
+        typ = header.get("typ")
+        if not isinstance(typ, str) or typ.lower() not in ACCEPTED_TYPES:
+            _fail("The token is not an access token (typ).")
+
+    @staticmethod
+    def _validate_ep(payload: dict[str, Any]) -> int:
+        ep = payload["ep"]
+        if isinstance(ep, bool) or not isinstance(ep, int) or not 0 <= ep < 2**63:
+            _fail("The 'ep' claim is not valid.")
+        return ep
+
+    def _validate_exp(self, claims: AccessClaims, now: float) -> None:
+        # RFC 7519: the token must not be accepted "on or after" exp.
+        if claims.expires_at <= now - self.leeway:
+            raise TokenExpired("The token has expired.")
+
+    def _validate_iat(self, claims: AccessClaims, now: float) -> None:
+        # A token issued in the future (beyond the leeway) was made by a
+        # clock that is wrong, or with a key that should not exist: refuse.
+        if claims.issued_at > now + self.leeway:
+            _fail("The token is not yet valid (iat).")
+
+    def _validate_nbf(self, payload: dict[str, Any], now: float) -> None:
+        # We never write nbf, but a signed token that has one is held to it.
+        if "nbf" in payload and _number(payload, "nbf") > now + self.leeway:
+            _fail("The token is not yet valid (nbf).")
+
+    def _validate_lifetime(self, claims: AccessClaims) -> None:
+        # A family's revocation marker is kept for access_ttl + leeway. A
+        # token that claims to live longer (signed when access_ttl was
+        # larger) would outlive the marker and come back to life: refuse it.
+        if claims.expires_at - claims.issued_at > self.access_ttl:
+            _fail("The token lives longer than this server allows.")

@@ -1,0 +1,104 @@
+"""Fixtures of the core tests: a real SQLite store, a frozen clock, tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flask_signoff.core.clock import FrozenClock
+from flask_signoff.core.keys import JWTKey, KeySet
+from flask_signoff.core.sessions import SessionLifecycle, SessionPolicy
+from flask_signoff.core.tokens import TokenLifecycle, TokenPolicy
+from flask_signoff.stores.sql import SQLStore
+
+#: A SECRET_KEY as an app would have one.
+SECRET_KEY = b"test secret key of the application, not the JWT key"
+ISSUER = "https://app.example"
+AUDIENCE = "app.example"
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'signoff.sqlite3'}"
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[SQLStore]:
+    s = SQLStore(db_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def keys() -> KeySet:
+    return KeySet([JWTKey.from_secret_key(SECRET_KEY)])
+
+
+@pytest.fixture
+def policy() -> TokenPolicy:
+    return TokenPolicy(issuer=ISSUER, audience=AUDIENCE)
+
+
+@pytest.fixture
+def tokens(
+    store: SQLStore, keys: KeySet, policy: TokenPolicy, clock: FrozenClock
+) -> TokenLifecycle:
+    return TokenLifecycle(store, keys, policy, clock)
+
+
+@pytest.fixture
+def sessions(store: SQLStore, clock: FrozenClock) -> SessionLifecycle:
+    return SessionLifecycle(store, SessionPolicy(), clock)
+
+
+class CountingStore:
+    """Wraps a store and counts the calls made to it, by method name."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            return attr(*args, **kwargs)
+
+        return counted
+
+
+@pytest.fixture
+def counting(store: SQLStore) -> CountingStore:
+    return CountingStore(store)
+
+
+@pytest.fixture(scope="session")
+def rsa_private_key() -> Any:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="session")
+def ec_private_key() -> Any:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+@pytest.fixture(scope="session")
+def ed25519_private_key() -> Any:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    return ed25519.Ed25519PrivateKey.generate()
