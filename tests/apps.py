@@ -18,7 +18,6 @@ from flask_signoff import (
     login_user,
     logout_user,
 )
-from flask_signoff.stores.sql import SQLStore
 
 SECRET = "test-secret-key-that-is-long-enough-for-hmac"
 
@@ -107,41 +106,3 @@ def count_rows(db_path: Path, table: str = "signoff_sessions") -> int:
             return int(conn.execute(query).fetchone()[0])
         except sqlite3.OperationalError:
             return 0
-
-
-class CountingStore(SQLStore):
-    """The real SQLite store, counting the calls made to it."""
-
-    READS = ("get_session", "list_sessions", "get_epoch", "get_refresh", "access_state")
-    WRITES = (
-        "create_session",
-        "update_session",
-        "touch_session",
-        "rotate_session",
-        "delete_session",
-        "delete_user_sessions",
-        "bump_epoch",
-    )
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.calls: list[str] = []
-        for name in (*self.READS, *self.WRITES):
-            self._wrap(name)
-
-    def _wrap(self, name: str) -> None:
-        method = getattr(self, name)
-
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            self.calls.append(name)
-            return method(*args, **kwargs)
-
-        setattr(self, name, counted)
-
-    @property
-    def reads(self) -> int:
-        return sum(c in self.READS for c in self.calls)
-
-    @property
-    def writes(self) -> int:
-        return sum(c in self.WRITES for c in self.calls)

@@ -13,11 +13,7 @@ from flask_signoff.core.keys import JWTKey, KeySet
 from flask_signoff.core.sessions import SessionLifecycle, SessionPolicy
 from flask_signoff.core.tokens import TokenLifecycle, TokenPolicy
 from flask_signoff.stores.sql import SQLStore
-
-#: A SECRET_KEY as an app would have one.
-SECRET_KEY = b"test secret key of the application, not the JWT key"
-ISSUER = "https://app.example"
-AUDIENCE = "app.example"
+from support import AUDIENCE, ISSUER, SECRET_KEY, CountingStore
 
 
 @pytest.fixture
@@ -57,25 +53,6 @@ def tokens(
 @pytest.fixture
 def sessions(store: SQLStore, clock: FrozenClock) -> SessionLifecycle:
     return SessionLifecycle(store, SessionPolicy(), clock)
-
-
-class CountingStore:
-    """Wraps a store and counts the calls made to it, by method name."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self.calls: list[str] = []
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._inner, name)
-        if not callable(attr):
-            return attr
-
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            self.calls.append(name)
-            return attr(*args, **kwargs)
-
-        return counted
 
 
 @pytest.fixture

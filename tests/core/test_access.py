@@ -15,7 +15,6 @@ from typing import Any
 
 import jwt
 import pytest
-from conftest import AUDIENCE, ISSUER, SECRET_KEY, CountingStore
 
 from flask_signoff.core.access import MAX_TOKEN_LENGTH, REQUIRED_CLAIMS
 from flask_signoff.core.clock import FrozenClock
@@ -24,6 +23,7 @@ from flask_signoff.core.keys import JWTKey, KeySet
 from flask_signoff.core.tokens import TokenLifecycle, TokenPair, TokenPolicy
 from flask_signoff.exceptions import InvalidToken, TokenExpired
 from flask_signoff.stores.sql import SQLStore
+from support import AUDIENCE, ISSUER, SECRET_KEY, CountingStore
 
 
 def b64(data: bytes) -> str:

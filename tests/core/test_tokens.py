@@ -8,7 +8,6 @@ from typing import Any
 
 import jwt
 import pytest
-from conftest import CountingStore
 
 from flask_signoff.core.clock import FrozenClock
 from flask_signoff.core.ids import hash_secret, parse_secret, user_tag
@@ -23,6 +22,7 @@ from flask_signoff.exceptions import (
     TokenRevoked,
 )
 from flask_signoff.stores.sql import SQLStore
+from support import CountingStore
 
 
 def dead(tokens: TokenLifecycle, access_token: str) -> None:

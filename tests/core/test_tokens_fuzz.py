@@ -13,12 +13,12 @@ import json
 from typing import Any
 
 import pytest
-from conftest import CountingStore
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flask_signoff.core.tokens import RevokeOutcome, TokenLifecycle
 from flask_signoff.exceptions import InvalidGrant, InvalidToken
+from support import CountingStore
 
 FUZZ = settings(
     max_examples=300,

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 import race_worker
 import sqlalchemy as sa
-from conftest import SECRET_KEY
 
 from flask_signoff.core.clock import FrozenClock
 from flask_signoff.core.ids import hash_secret
 from flask_signoff.core.tokens import TokenLifecycle
 from flask_signoff.exceptions import InvalidGrant, RefreshTokenReused
 from flask_signoff.stores.sql import SQLStore
+from support import SECRET_KEY
 
 
 def test_eight_threads_one_winner(tokens: TokenLifecycle, store: SQLStore) -> None:
