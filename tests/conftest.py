@@ -1,5 +1,13 @@
+"""Fixtures shared by the whole test suite.
+
+The real servers (Redis, a Redis Cluster, PostgreSQL) are started once per
+test session on free loopback ports and stopped at the end even when tests
+fail (see :mod:`tests.servers`); SQLite stores use a file in ``tmp_path``.
+"""
+
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +19,14 @@ from apps import make_app
 from flask_signoff import FrozenClock
 from flask_signoff.core.sessions import SessionLifecycle, SessionPolicy
 from flask_signoff.stores.sql import SQLStore
+from tests.servers import (
+    PostgresServer,
+    RedisCluster,
+    RedisServer,
+    ServerMissing,
+    missing,
+    running,
+)
 
 
 @pytest.fixture
@@ -43,3 +59,38 @@ def app(db_path: Path, clock: FrozenClock) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> Any:
     return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A standalone ``redis-server``."""
+    try:
+        server = RedisServer(str(tmp_path_factory.mktemp("redis")))
+    except ServerMissing as e:
+        missing(str(e))
+    with running(server):
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A Redis Cluster of three masters."""
+    try:
+        cluster = RedisCluster(str(tmp_path_factory.mktemp("redis-cluster")))
+    except ServerMissing as e:
+        missing(str(e))
+    with running(cluster):
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server with an empty database ``signoff``."""
+    try:
+        # mkdtemp, not tmp_path: the server runs as another user and pytest's
+        # folders are 0700 root.
+        server = PostgresServer(tempfile.mkdtemp(prefix="signoff-pg-"))
+    except ServerMissing as e:
+        missing(str(e))
+    with running(server):
+        yield server

@@ -24,6 +24,7 @@ BACKENDS: dict[str, tuple[str, str, str | None]] = {
     "rediss": ("flask_signoff.stores.redis", "RedisStore", "redis"),
     "unix": ("flask_signoff.stores.redis", "RedisStore", "redis"),
     "redis+cluster": ("flask_signoff.stores.redis", "RedisStore", "redis"),
+    "rediss+cluster": ("flask_signoff.stores.redis", "RedisStore", "redis"),
 }
 
 #: Python modules each extra must make importable.
@@ -43,7 +44,8 @@ def open_store(url: str, options: Mapping[str, Any] | None = None) -> Store:
     """Return a store for ``url``; fail with an actionable message if we can't.
 
     :param url: e.g. ``sqlite:////var/lib/app/signoff.sqlite3``,
-        ``redis://127.0.0.1:6379/0``, ``postgresql://user@host/db``.
+        ``redis://127.0.0.1:6379/0``, ``redis+cluster://10.0.0.1:7000`` (a
+        Redis Cluster, through any of its nodes), ``postgresql://user@host/db``.
     :param options: backend keyword arguments (``key_prefix``, timeouts).
     """
     scheme = url.partition("://")[0].lower() if "://" in url else ""

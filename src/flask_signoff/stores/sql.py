@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -210,6 +211,8 @@ class SQLStore(Store):
         if self.dialect == "sqlite":
             self._configure_sqlite(self.engine)
         self.metadata, self.t = _tables(table_prefix)
+        #: Advisory lock key that serialises schema creation (PostgreSQL).
+        self._schema_lock = zlib.crc32(f"flask-signoff:schema:{table_prefix}".encode())
         self._schema_ready = False
         self._create_schema = create_schema
 
@@ -270,15 +273,28 @@ class SQLStore(Store):
             yield conn
 
     def create_schema(self) -> None:
-        """Create the tables if they are missing; safe to race."""
-        for attempt in range(10):
+        """Create the tables if they are missing; safe to race.
+
+        The check and the ``CREATE`` run in one write transaction that only
+        one worker at a time can hold: ``BEGIN IMMEDIATE`` on SQLite, a
+        transaction-scoped advisory lock on PostgreSQL (whose DDL is
+        transactional). The others wait, then find the tables made.
+        """
+        for attempt in range(5):
             try:
-                self.metadata.create_all(self.engine, checkfirst=True)
+                with self._write() as conn:
+                    if self.dialect == "postgresql":
+                        conn.execute(
+                            sa.select(sa.func.pg_advisory_xact_lock(self._schema_lock))
+                        )
+                    self.metadata.create_all(conn, checkfirst=True)
                 break
-            except (exc.OperationalError, exc.ProgrammingError, exc.IntegrityError):
-                # Another worker created the same table between our check and
-                # our CREATE; look again.
-                if attempt == 9:
+            except (exc.ProgrammingError, exc.IntegrityError):
+                # A worker that does not take our lock (an older version, a
+                # migration tool) created a table between our check and our
+                # CREATE; look again. Outages (OperationalError) are not
+                # retried: they must surface quickly as StoreUnavailable.
+                if attempt == 4:
                     raise
                 time.sleep(0.05 * (attempt + 1))
         self._schema_ready = True
@@ -569,11 +585,13 @@ class SQLStore(Store):
         ).where(
             sa.exists().where(f.c.family_id == record.family_id, f.c.expires_at > now)
         )
-        stmt = sa.insert(r).from_select(list(values), source)
+        # RETURNING, not rowcount: drivers need not report the rowcount of an
+        # INSERT (psycopg's is gone once SQLAlchemy has closed the cursor).
+        stmt = sa.insert(r).from_select(list(values), source).returning(r.c.key)
 
         def run() -> bool:
             with self._write() as conn:
-                return conn.execute(stmt).rowcount == 1
+                return conn.execute(stmt).first() is not None
 
         return self._guard(run)
 
@@ -612,10 +630,20 @@ class SQLStore(Store):
                 index_elements=[v.c.family_id],
                 set_={"drop_at": later(v.c.drop_at, insert.excluded.drop_at)},
             )
+            # Scoped to the user, as get_family is: a family id names a family
+            # only together with its user (the Redis store keys it that way).
             with self._write() as conn:
                 conn.execute(stmt)
-                conn.execute(sa.delete(r).where(r.c.family_id == family_id))
-                conn.execute(sa.delete(f).where(f.c.family_id == family_id))
+                conn.execute(
+                    sa.delete(r).where(
+                        r.c.family_id == family_id, r.c.user_id == user_id
+                    )
+                )
+                conn.execute(
+                    sa.delete(f).where(
+                        f.c.family_id == family_id, f.c.user_id == user_id
+                    )
+                )
 
         self._guard(run)
 
@@ -654,7 +682,9 @@ class SQLStore(Store):
         e, v = self.t["epochs"], self.t["revoked"]
         stmt = sa.select(
             sa.select(e.c.epoch).where(e.c.user_id == user_id).scalar_subquery(),
-            sa.exists().where(v.c.family_id == family_id, v.c.drop_at > now),
+            sa.exists().where(
+                v.c.family_id == family_id, v.c.user_id == user_id, v.c.drop_at > now
+            ),
         )
 
         def run() -> AccessState:

@@ -1,0 +1,419 @@
+"""Real servers for the store tests: Redis, a Redis Cluster, PostgreSQL.
+
+Each server runs on 127.0.0.1 on a free port, in a temporary folder, and is
+stopped by the fixture that started it (``tests/conftest.py``), whatever the
+tests did. A handle has :meth:`stop` and :meth:`start`, so an outage test can
+take a server away mid-test and bring it back on the same port with the same
+data folder.
+
+A missing server binary skips the tests that need it, unless
+``SIGNOFF_REQUIRE_SERVERS=1`` (set in CI): then it is an error, so a CI image
+that lost its servers cannot turn the store suite green by skipping it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+#: System user that runs PostgreSQL when the tests run as root (initdb refuses
+#: to run as root).
+PG_USER = "signoff-pg"
+
+
+class ServerMissing(Exception):
+    """Raised when a server binary cannot be found."""
+
+
+def require_servers() -> bool:
+    return os.environ.get("SIGNOFF_REQUIRE_SERVERS", "") not in ("", "0")
+
+
+def missing(what: str) -> None:
+    """Skip, or fail in CI, because ``what`` is not installed."""
+    message = f"{what} is not installed"
+    if require_servers():
+        pytest.fail(f"{message} and SIGNOFF_REQUIRE_SERVERS=1", pytrace=False)
+    pytest.skip(message)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(*, with_bus: bool = False) -> int:
+    """Return a port free on 127.0.0.1 (and ``port + 10000`` with ``with_bus``).
+
+    The kernel picks a free port; for a cluster node we look for one whose
+    cluster-bus port is free too, within the range where that exists.
+    """
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if not with_bus:
+            return port
+        if port + 10000 <= 65535 and _port_free(port + 10000):
+            return port
+    # The ephemeral range may sit above 55535; pick from below it ourselves.
+    for port in range(20000, 55000, 7):
+        if _port_free(port) and _port_free(port + 10000):
+            return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+def wait_for(
+    check: Callable[[], bool],
+    timeout: float,
+    what: str,
+    proc: subprocess.Popen[bytes] | None = None,
+) -> None:
+    """Poll ``check`` until it is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except Exception:  # noqa: S110 (not up yet; any error means "try again")
+            pass
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} not ready after {timeout} s")
+        time.sleep(0.02)
+
+
+def _run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # type: ignore[call-overload, no-any-return]
+        args, check=True, capture_output=True, text=True, timeout=60, **kwargs
+    )
+
+
+def _terminate(proc: subprocess.Popen[bytes] | None, timeout: float = 10) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
+
+
+# -- Redis ------------------------------------------------------------------
+
+
+def redis_binary() -> str | None:
+    return shutil.which("redis-server")
+
+
+def _redis_ping(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+        s.sendall(b"PING\r\n")
+        return s.recv(64).startswith(b"+PONG")
+
+
+def _redis_command(port: int, *args: str) -> str:
+    """Send one command (RESP) and return the raw reply; for readiness checks."""
+    payload = f"*{len(args)}\r\n".encode()
+    for arg in args:
+        raw = arg.encode()
+        payload += b"$%d\r\n%s\r\n" % (len(raw), raw)
+    with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+        s.sendall(payload)
+        chunks = b""
+        s.settimeout(1)
+        while True:
+            chunk = s.recv(65536)
+            chunks += chunk
+            if not chunk or chunks.endswith(b"\r\n"):
+                break
+        return chunks.decode("utf-8", "replace")
+
+
+class RedisServer:
+    """One ``redis-server`` process; no persistence, loopback only."""
+
+    def __init__(
+        self, directory: str, port: int | None = None, *, cluster: bool = False
+    ) -> None:
+        binary = redis_binary()
+        if binary is None:
+            raise ServerMissing("redis-server")
+        self.binary = binary
+        self.directory = directory
+        self.port = port if port is not None else free_port(with_bus=cluster)
+        self.cluster = cluster
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10) -> None:
+        args = [
+            self.binary,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", self.directory,
+            "--save", "",
+            "--appendonly", "no",
+            "--protected-mode", "no",
+            "--daemonize", "no",
+            "--logfile", os.path.join(self.directory, "redis.log"),
+        ]  # fmt: skip
+        if self.cluster:
+            args += [
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", os.path.join(self.directory, "nodes.conf"),
+                "--cluster-node-timeout", "2000",
+            ]  # fmt: skip
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+        wait_for(
+            lambda: _redis_ping(self.port), timeout, f"redis :{self.port}", self.proc
+        )
+
+    def stop(self) -> None:
+        _terminate(self.proc)
+        self.proc = None
+
+    def command(self, *args: str) -> str:
+        return _redis_command(self.port, *args)
+
+
+class RedisCluster:
+    """Three masters, no replicas, made with ``redis-cli --cluster create``."""
+
+    def __init__(self, directory: str, size: int = 3) -> None:
+        if shutil.which("redis-cli") is None:
+            raise ServerMissing("redis-cli")
+        self.nodes: list[RedisServer] = []
+        for i in range(size):
+            node_dir = os.path.join(directory, f"node{i}")
+            os.makedirs(node_dir, exist_ok=True)
+            ports = {n.port for n in self.nodes}
+            node = RedisServer(node_dir, cluster=True)
+            while node.port in ports:
+                node.port = free_port(with_bus=True)
+            self.nodes.append(node)
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://127.0.0.1:{self.nodes[0].port}"
+
+    def start(self, timeout: float = 20) -> None:
+        for node in self.nodes:
+            node.start()
+        known = self.nodes[0].command("CLUSTER", "INFO")
+        if "cluster_slots_assigned:16384" not in known:
+            _run(
+                [
+                    "redis-cli",
+                    "--cluster",
+                    "create",
+                    *(f"127.0.0.1:{n.port}" for n in self.nodes),
+                    "--cluster-yes",
+                ]
+            )
+        for node in self.nodes:
+            wait_for(
+                lambda node=node: "cluster_state:ok" in node.command("CLUSTER", "INFO"),  # type: ignore[misc]
+                timeout,
+                f"cluster node :{node.port}",
+            )
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+# -- PostgreSQL ---------------------------------------------------------------
+
+
+def pg_bindir() -> str | None:
+    """Where ``initdb`` and ``pg_ctl`` live, or ``None``."""
+    candidates: list[str] = []
+    pg_config = shutil.which("pg_config")
+    if pg_config is not None:
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            candidates.append(_run([pg_config, "--bindir"]).stdout.strip())
+    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+    for bindir in candidates:
+        if os.path.exists(os.path.join(bindir, "initdb")) and os.path.exists(
+            os.path.join(bindir, "pg_ctl")
+        ):
+            return bindir
+    return None
+
+
+def _ensure_pg_user() -> str | None:
+    """As root, return the unprivileged user to run PostgreSQL as."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    try:
+        pwd.getpwnam(PG_USER)
+    except KeyError:
+        _run(["useradd", "--system", "--no-create-home", PG_USER])
+    return PG_USER
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster: trust auth, loopback TCP only.
+
+    ``postgres`` runs as our child process (not daemonised by ``pg_ctl``), so
+    :meth:`stop` can end it and reap it.
+    """
+
+    def __init__(self, directory: str | None = None, port: int | None = None) -> None:
+        bindir = pg_bindir()
+        if bindir is None:
+            raise ServerMissing("PostgreSQL (initdb, postgres)")
+        self.bindir = bindir
+        self.user = _ensure_pg_user()
+        # Not a pytest tmp dir: those are 0700 and owned by root.
+        self.directory = directory or tempfile.mkdtemp(prefix="signoff-pg-")
+        os.chmod(self.directory, 0o755)  # noqa: S103 (the server's user reads it)
+        self.datadir = os.path.join(self.directory, "data")
+        self.port = port if port is not None else free_port()
+        self.dbname = "signoff"
+        self.role = self.user or _current_user()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._initialised = False
+
+    @property
+    def url(self) -> str:
+        return self.database_url(self.dbname)
+
+    def database_url(self, name: str) -> str:
+        return f"postgresql://{self.role}@127.0.0.1:{self.port}/{name}"
+
+    def _user_kwargs(self) -> dict[str, object]:
+        if self.user is None:
+            return {}
+        return {"user": self.user, "group": self.user, "extra_groups": []}
+
+    def _init(self) -> None:
+        if self.user is not None:
+            shutil.chown(self.directory, self.user, self.user)
+        _run(
+            [
+                os.path.join(self.bindir, "initdb"),
+                "-D",
+                self.datadir,
+                "-U",
+                self.role,
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+            cwd=self.directory,
+            **self._user_kwargs(),
+        )
+        self._initialised = True
+
+    def start(self, timeout: float = 30) -> None:
+        if not self._initialised:
+            self._init()
+        log = open(os.path.join(self.directory, "postgres.log"), "ab")  # noqa: SIM115
+        with log:
+            self.proc = subprocess.Popen(
+                [
+                    os.path.join(self.bindir, "postgres"),
+                    "-D",
+                    self.datadir,
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    f"port={self.port}",
+                    "-c",
+                    f"unix_socket_directories={self.directory}",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                    "max_connections=100",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.directory,
+                **self._user_kwargs(),  # type: ignore[arg-type]
+            )
+        wait_for(self._ready, timeout, f"postgres :{self.port}", self.proc)
+        self.create_database(self.dbname)
+
+    def _ready(self) -> bool:
+        import psycopg
+
+        with psycopg.connect(self.database_url("postgres"), connect_timeout=1):
+            return True
+
+    def execute(self, sql: str, dbname: str = "postgres") -> list[tuple[object, ...]]:
+        """Run one statement (autocommit) and return its rows."""
+        import psycopg
+
+        with psycopg.connect(self.database_url(dbname), autocommit=True) as conn:
+            cur = conn.execute(sql.encode())
+            return list(cur.fetchall()) if cur.description else []
+
+    def create_database(self, name: str) -> str:
+        """Create database ``name`` if missing; return its URL."""
+        query = f"SELECT 1 FROM pg_database WHERE datname = '{name}'"  # noqa: S608
+        if not self.execute(query):
+            self.execute(f'CREATE DATABASE "{name}"')
+        return self.database_url(name)
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT): clients are disconnected, data kept."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _current_user() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
+@contextlib.contextmanager
+def running(server: RedisServer | RedisCluster | PostgresServer) -> Iterator[None]:
+    """Start ``server``; stop it on the way out, whatever happened."""
+    try:
+        server.start()
+        yield
+    finally:
+        server.stop()
+        if isinstance(server, PostgresServer):
+            server.cleanup()

@@ -1,0 +1,78 @@
+"""Redis-only guarantees: key layout, cluster safety, bounded indexes."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from flask_signoff.core.ids import user_tag
+from flask_signoff.exceptions import StoreError
+from flask_signoff.stores import open_store
+from flask_signoff.stores.redis import RedisStore
+from tests.servers import RedisServer
+from tests.stores.test_conformance import make_family, make_session, new_key
+
+
+@pytest.fixture
+def store(redis_server: RedisServer) -> RedisStore:
+    s = open_store(redis_server.url, {"key_prefix": f"r{time.monotonic_ns()}:"})
+    assert isinstance(s, RedisStore)
+    return s
+
+
+def test_cluster_url_makes_a_cluster_store_without_touching_the_network() -> None:
+    s = open_store("redis+cluster://127.0.0.1:1")
+    assert isinstance(s, RedisStore)
+    assert s.cluster is True
+    assert isinstance(open_store("rediss+cluster://h:1"), RedisStore)
+
+
+def test_prefix_may_not_move_the_hash_tag() -> None:
+    with pytest.raises(StoreError):
+        RedisStore("redis://127.0.0.1:1", key_prefix="app{x}:")
+
+
+def test_signed_in_keys_must_carry_the_users_tag(store: RedisStore) -> None:
+    now = time.time()
+    record = make_session(now)
+    record.key = new_key("bob")
+    with pytest.raises(StoreError):
+        store.create_session(record)
+    family, token = make_family(now)
+    token.key = new_key(None)
+    with pytest.raises(StoreError):
+        store.create_family(family, token)
+
+
+def test_every_key_of_a_user_is_in_one_slot(store: RedisStore) -> None:
+    from redis.crc import key_slot
+
+    now = time.time()
+    store.create_session(make_session(now))
+    store.create_family(*make_family(now))
+    store.bump_epoch("alice")
+    store.revoke_family("f", "alice", now + 60)
+    names = list(store.client.scan_iter(match=f"{store.prefix}*"))
+    assert len(names) == 9
+    assert all(f"{{{user_tag('alice')}}}" in n for n in names)
+    assert len({key_slot(n.encode()) for n in names}) == 1
+
+
+def test_session_index_never_grows_past_the_cap(store: RedisStore) -> None:
+    now = time.time()
+    for i in range(10):
+        store.create_session(make_session(now, age=10 - i), max_per_user=3)
+    index = f"{store.prefix}{{{user_tag('alice')}}}:si:alice"
+    assert store.client.zcard(index) == 3
+    # Dead members (sessions expired natively) are dropped on the next write.
+    store.create_session(make_session(now, drop_at=now + 0.2), max_per_user=3)
+    time.sleep(0.3)
+    store.create_session(make_session(now), max_per_user=3)
+    assert store.client.zcard(index) == 3
+    assert store.client.pttl(index) > 0
+
+
+def test_purge_has_nothing_to_do(store: RedisStore) -> None:
+    store.create_session(make_session(time.time()))
+    assert store.purge_expired(time.time() + 10**6) == 0
