@@ -31,7 +31,8 @@ from .core.clock import Clock, system_clock
 from .core.records import SessionRecord
 from .core.sessions import SessionLifecycle, SessionPolicy
 from .core.store import Store
-from .exceptions import StoreUnavailable
+from .core.tokens import RevokeOutcome, TokenPair
+from .exceptions import InvalidToken, StoreUnavailable, TokenError
 from .mixins import AnonymousUserMixin
 from .session_interface import AUTH_KEYS as AUTH_DATA_KEYS
 from .session_interface import SignoffSession, SignoffSessionInterface
@@ -45,6 +46,7 @@ from .signals import (
     user_unauthorized,
 )
 from .stores import open_store
+from .tokens import TokenService, bearer_token, token_error_response
 
 logger = logging.getLogger("flask_signoff")
 
@@ -92,6 +94,8 @@ class SignoffState:
             clock,
         )
         self.interface = SignoffSessionInterface(self)
+        #: Set by :meth:`Signoff.init_app` once the state is registered.
+        self.tokens: TokenService
 
     @staticmethod
     def client_info() -> dict[str, str | None]:
@@ -212,11 +216,13 @@ class Signoff:
         store = self._store or open_store(settings.store_url, settings.store_options)
         state = SignoffState(self, settings, store, self._clock or system_clock)
         app.extensions["signoff"] = state
+        state.tokens = TokenService(app)
         app.session_interface = state.interface
         # Flask-Login's attribute, which apps and extensions look up.
         app.login_manager = self  # type: ignore[attr-defined]
         app.before_request(self._refuse_if_store_unavailable)
         app.register_error_handler(StoreUnavailable, self._store_unavailable)
+        app.register_error_handler(TokenError, token_error_response)
         if add_context_processor:
             app.context_processor(_user_context_processor)
         from .cli import signoff_cli
@@ -291,6 +297,9 @@ class Signoff:
         user_unauthorized.send(current_app._get_current_object())  # type: ignore[attr-defined]
         if self.unauthorized_callback is not None:
             return self.unauthorized_callback()
+        token_error = g.get("_signoff_token_error")
+        if token_error is not None:
+            return token_error_response(token_error)
         state = get_state()
         if state.wants_json():
             response = current_app.json.response(
@@ -328,7 +337,7 @@ class Signoff:
         sess = session._get_current_object()  # type: ignore[attr-defined]
         if AUTH_HEADER_NAME in request.headers:
             # Authenticated by the header alone, never by the cookie.
-            user = self._load_from_request()
+            user = self._load_from_header()
         elif isinstance(sess, SignoffSession) and sess.user_id is not None:
             user = self._load_from_session(sess)
         else:
@@ -357,6 +366,31 @@ class Signoff:
             for key in list(sess):
                 if key in AUTH_DATA_KEYS:
                     sess.pop(key)
+        return user
+
+    def _load_from_header(self) -> t.Any:
+        try:
+            token = bearer_token()
+            if token is None:  # another scheme: the app's request_loader
+                return self._load_from_request()
+            claims = get_state().tokens.lifecycle.verify(token)
+        except TokenError as error:
+            g._signoff_token_error = error
+            return None
+        if self._user_callback is None:
+            raise RuntimeError(
+                "Flask-Signoff needs a user loader: decorate a function with "
+                "@signoff.user_loader."
+            )
+        user = self._user_callback(claims.subject)
+        if user is None:
+            g._signoff_token_error = InvalidToken("The token's user is gone.")
+            return None
+        g._signoff_claims = claims
+        user_loaded_from_request.send(
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            user=user,
+        )
         return user
 
     def _load_from_request(self) -> t.Any:
@@ -448,6 +482,55 @@ class Signoff:
             user_id=user_id,
         )
         return count
+
+    def password_changed(self, user: t.Any | None = None) -> int:
+        """End every other session and every token of the user; keep this one.
+
+        Call it after a password change (or any credential reset): other
+        devices are signed out, every refresh family and access token issued
+        before now dies, and the current session moves to a new id. Returns
+        the number of other sessions ended.
+        """
+        from .utils import current_user
+
+        user_id = self._user_id(user if user is not None else current_user)
+        current = self.current_session()
+        keep = (
+            current.key if current is not None and current.user_id == user_id else None
+        )
+        count = get_state().lifecycle.revoke_user(user_id, keep_key=keep)
+        if keep is not None:
+            self.rotate(reason="password")
+        return count
+
+    # -- API tokens --------------------------------------------------------
+
+    def issue_tokens(self, user: t.Any, client_id: str = "") -> TokenPair:
+        """Start a refresh family for ``user``: an access and a refresh token.
+
+        ``pair.as_dict()`` is the body of an RFC 6749 token response; send it
+        with :func:`~flask_signoff.tokens.token_response` (``no-store``).
+        """
+        return get_state().tokens.lifecycle.issue(self._user_id(user), client_id)
+
+    def refresh(self, refresh_token: str) -> TokenPair:
+        """Spend a refresh token for a new pair.
+
+        :raises InvalidGrant: unknown, expired, revoked or spent token; a
+            spent one presented after ``SIGNOFF_REFRESH_GRACE`` also revokes
+            its whole family (:class:`~flask_signoff.RefreshTokenReused`).
+        """
+        return get_state().tokens.lifecycle.refresh(refresh_token)
+
+    def revoke_token(
+        self, token: str, token_type_hint: str | None = None
+    ) -> RevokeOutcome:
+        """RFC 7009: revoke the family of a refresh or access token.
+
+        Both kinds are tried whatever the hint. An access token revokes only
+        if its signature verifies. Never raises for an invalid token.
+        """
+        return get_state().tokens.lifecycle.revoke(token, token_type_hint)
 
     def _user_id(self, user: t.Any) -> str:
         if isinstance(user, (str, int)):

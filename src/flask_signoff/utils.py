@@ -127,6 +127,11 @@ def logout_user(*, clear: bool = False, everywhere: bool = False) -> bool:
     if user_id is None and user is not None and user.is_authenticated:
         user_id = getattr(user, _manager().id_attribute)()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    claims = g.get("_signoff_claims")
+    if claims is not None and not everywhere:
+        # Signed in by an access token: its whole family ends, refresh included.
+        state.tokens.lifecycle.revoke_family_of_access(claims)
+        g.pop("_signoff_claims")
     if everywhere and user_id is not None:
         state.lifecycle.revoke_user(str(user_id))
         user_signed_out_everywhere.send(app, user_id=str(user_id))
@@ -172,8 +177,8 @@ def login_fresh() -> bool:
     sess = session._get_current_object()  # type: ignore[attr-defined]
     if not isinstance(sess, SignoffSession) or sess.record is None:
         return False
-    if sess.record.user_id is None:
-        return False
+    if sess.record.user_id is None or g.get("_signoff_claims") is not None:
+        return False  # a Bearer request is never fresh: no password was seen
     return get_state().lifecycle.is_fresh(sess.record)
 
 

@@ -1,0 +1,200 @@
+"""API tokens in Flask: Bearer authentication, token responses, errors.
+
+A request with an ``Authorization`` header is authenticated by that header
+alone, never by falling back to the cookie. ``Bearer`` access tokens are
+checked by :class:`~flask_signoff.core.tokens.TokenLifecycle` (signature,
+claims, then one store read for revocation); other schemes go to the app's
+``request_loader``, as in Flask-Login.
+
+Errors become RFC 6750 / RFC 6749 answers: ``401`` with
+``WWW-Authenticate: Bearer error="invalid_token"`` for a bad access token,
+``400 {"error": "invalid_grant"}`` for a bad refresh token, always with a
+JSON body and ``Cache-Control: no-store``.
+"""
+
+from __future__ import annotations
+
+import functools
+import typing as t
+from collections.abc import Callable, Mapping
+
+from flask import Flask, Response, current_app, g, request
+
+from .config import string_list
+from .core.access import AccessClaims
+from .core.keys import JWTKey, KeySet
+from .core.tokens import TokenLifecycle, TokenPolicy
+from .exceptions import ConfigError, InvalidToken, TokenError
+
+F = t.TypeVar("F", bound=Callable[..., t.Any])
+
+#: Longest Authorization header looked at; anything longer is refused unread.
+MAX_AUTHORIZATION_LENGTH = 8192
+
+
+def build_keys(config: Mapping[str, t.Any], algorithm: str) -> KeySet | None:
+    """The key set for access tokens, or ``None`` if ``SECRET_KEY`` is not set yet.
+
+    In order of precedence: ``SIGNOFF_JWT_PRIVATE_KEY`` (asymmetric; older
+    public keys in ``SIGNOFF_JWT_PUBLIC_KEYS``, oldest first), an explicit
+    ``SIGNOFF_JWT_SECRET_KEY`` (older ones in
+    ``SIGNOFF_JWT_SECRET_KEY_FALLBACKS``), else a labelled subkey of
+    ``SECRET_KEY`` and of each of Flask's ``SECRET_KEY_FALLBACKS``.
+    """
+    private = config.get("SIGNOFF_JWT_PRIVATE_KEY")
+    if private:
+        older = [
+            JWTKey.asymmetric(algorithm, public_key=pem)
+            for pem in string_list(config, "SIGNOFF_JWT_PUBLIC_KEYS")
+        ]
+        return KeySet([*older, JWTKey.asymmetric(algorithm, private_key=private)])
+    explicit = config.get("SIGNOFF_JWT_SECRET_KEY")
+    if explicit:
+        if explicit == config.get("SECRET_KEY"):
+            raise ConfigError(
+                "SIGNOFF_JWT_SECRET_KEY",
+                "<the SECRET_KEY>",
+                "a key of its own, or unset to derive one from SECRET_KEY",
+            )
+        fallbacks = config.get("SIGNOFF_JWT_SECRET_KEY_FALLBACKS") or []
+        return KeySet(
+            JWTKey.hmac(k, algorithm=algorithm) for k in [*fallbacks, explicit]
+        )
+    secret_key = config.get("SECRET_KEY")
+    if not secret_key:
+        return None
+    fallbacks = config.get("SECRET_KEY_FALLBACKS") or []
+    return KeySet.from_secret_keys([*fallbacks, secret_key], algorithm=algorithm)
+
+
+class TokenService:
+    """The token lifecycle of one app, built when its keys are known."""
+
+    def __init__(self, app: Flask) -> None:
+        from .extension import get_state
+
+        state = get_state(app)
+        self._state = state
+        settings = state.settings
+        self.policy = TokenPolicy(
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            access_ttl=int(settings.access_token_ttl),
+            refresh_ttl=settings.refresh_token_ttl,
+            refresh_grace=settings.refresh_grace,
+            leeway=settings.token_leeway,
+        )
+        self._config = app.config
+        self._lifecycle: TokenLifecycle | None = None
+        self._lifecycle_for: object = None
+        # Validate what can be validated now; SECRET_KEY may come later.
+        self.lifecycle_or_none()
+
+    def lifecycle_or_none(self) -> TokenLifecycle | None:
+        # Rebuilt if SECRET_KEY (or a key setting) changes after init_app.
+        fingerprint = tuple(
+            repr(self._config.get(k))
+            for k in (
+                "SECRET_KEY",
+                "SECRET_KEY_FALLBACKS",
+                "SIGNOFF_JWT_SECRET_KEY",
+                "SIGNOFF_JWT_SECRET_KEY_FALLBACKS",
+                "SIGNOFF_JWT_PRIVATE_KEY",
+                "SIGNOFF_JWT_PUBLIC_KEYS",
+            )
+        )
+        if self._lifecycle is None or fingerprint != self._lifecycle_for:
+            keys = build_keys(self._config, self._state.settings.jwt_algorithm)
+            if keys is None:
+                return None
+            self._lifecycle = TokenLifecycle(
+                self._state.store, keys, self.policy, self._state.clock
+            )
+            self._lifecycle_for = fingerprint
+        return self._lifecycle
+
+    @property
+    def lifecycle(self) -> TokenLifecycle:
+        lifecycle = self.lifecycle_or_none()
+        if lifecycle is None:
+            raise RuntimeError(
+                "API tokens need a key: set SECRET_KEY (a subkey is derived from "
+                "it) or SIGNOFF_JWT_SECRET_KEY."
+            )
+        return lifecycle
+
+
+def bearer_token() -> str | None:
+    """The Bearer token of this request, or ``None`` if it has none.
+
+    :raises InvalidToken: for an ``Authorization: Bearer`` header that is
+        empty, oversized or not a single token.
+    """
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    if len(header) > MAX_AUTHORIZATION_LENGTH:
+        raise InvalidToken("The Authorization header is too long.")
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    value = value.strip()
+    if not value or " " in value or not value.isascii():
+        raise InvalidToken("The Bearer token is malformed.")
+    return value
+
+
+def json_response(body: t.Any, status: int) -> Response:
+    """A JSON response of the current app's response class."""
+    return current_app.response_class(
+        current_app.json.dumps(body), status=status, mimetype="application/json"
+    )
+
+
+def token_error_response(error: TokenError) -> Response:
+    """The RFC 6750 / RFC 6749 answer to a token error."""
+    body = {"error": error.error, "error_description": error.description}
+    response = json_response(body, error.status_code)
+    if error.status_code == 401:
+        description = error.description.replace('"', "'")
+        response.headers["WWW-Authenticate"] = (
+            f'Bearer error="{error.error}", error_description="{description}"'
+        )
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+def token_response(payload: Mapping[str, t.Any], status: int = 200) -> Response:
+    """A JSON response that carries tokens: never cached (RFC 6749, 5.1)."""
+    response = json_response(dict(payload), status)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+def current_token() -> AccessClaims | None:
+    """The verified claims of this request's access token, if it has one."""
+    from .utils import _get_user
+
+    _get_user()
+    return t.cast("AccessClaims | None", g.get("_signoff_claims"))
+
+
+def token_required(func: F) -> F:
+    """Refuse requests that are not authenticated by a Bearer access token.
+
+    For API endpoints that a cross-site form carrying only the cookie must
+    never reach (``/api/logout``): a cookie alone gets 401.
+    """
+
+    @functools.wraps(func)
+    def decorated_view(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        if current_token() is None:
+            error = g.get("_signoff_token_error") or InvalidToken(
+                "A Bearer access token is required."
+            )
+            return token_error_response(error)
+        return current_app.ensure_sync(func)(*args, **kwargs)
+
+    return t.cast(F, decorated_view)
