@@ -22,6 +22,7 @@ from .exceptions import StoreUnavailable as StoreUnavailable
 from .exceptions import TokenError as TokenError
 from .exceptions import TokenExpired as TokenExpired
 from .exceptions import TokenRevoked as TokenRevoked
+from .exceptions import TooManyAttempts as TooManyAttempts
 from .extension import AUTH_HEADER_NAME as AUTH_HEADER_NAME
 from .extension import ID_ATTRIBUTE as ID_ATTRIBUTE
 from .extension import LOGIN_MESSAGE as LOGIN_MESSAGE
@@ -89,6 +90,7 @@ __all__ = [
     "TokenError",
     "TokenExpired",
     "TokenRevoked",
+    "TooManyAttempts",
     "UserMixin",
     "__version__",
     "confirm_login",

@@ -8,6 +8,7 @@ everything per app lives in ``app.extensions["signoff"]``
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import typing as t
@@ -32,7 +33,7 @@ from .core.records import SessionRecord
 from .core.sessions import SessionLifecycle, SessionPolicy
 from .core.store import Store
 from .core.tokens import RevokeOutcome, TokenPair
-from .exceptions import InvalidToken, StoreUnavailable, TokenError
+from .exceptions import InvalidToken, StoreUnavailable, TokenError, TooManyAttempts
 from .mixins import AnonymousUserMixin
 from .session_interface import AUTH_KEYS as AUTH_DATA_KEYS
 from .session_interface import SignoffSession, SignoffSessionInterface
@@ -223,6 +224,7 @@ class Signoff:
         app.before_request(self._refuse_if_store_unavailable)
         app.register_error_handler(StoreUnavailable, self._store_unavailable)
         app.register_error_handler(TokenError, token_error_response)
+        app.register_error_handler(TooManyAttempts, self._too_many_attempts)
         if add_context_processor:
             app.context_processor(_user_context_processor)
         from .cli import signoff_cli
@@ -248,6 +250,27 @@ class Signoff:
         if isinstance(sess, SignoffSession):
             sess.unavailable = True
         return get_state().unavailable_response()
+
+    @staticmethod
+    def _too_many_attempts(error: TooManyAttempts) -> Response:
+        state = get_state()
+        response = current_app.response_class(status=429)
+        if state.wants_json():
+            response.set_data(
+                current_app.json.dumps(
+                    {"error": "too_many_attempts", "message": error.description}
+                )
+            )
+            response.mimetype = "application/json"
+        else:
+            response.set_data(
+                "<!doctype html><title>Too many attempts</title>"
+                f"<h1>Too many attempts</h1><p>{error.description}</p>"
+            )
+            response.mimetype = "text/html"
+        response.headers["Retry-After"] = str(error.retry_after)
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     # -- callbacks (Flask-Login API) ---------------------------------------
 
@@ -502,6 +525,46 @@ class Signoff:
         if keep is not None:
             self.rotate(reason="password")
         return count
+
+    # -- throttling of password checks ---------------------------------------
+
+    def _throttle_keys(self, username: str, ip: str | None) -> list[tuple[str, int]]:
+        settings = get_state().settings
+        keys = []
+        if settings.throttle_account_limit is not None:
+            name = hashlib.sha256(username.strip().lower().encode()).hexdigest()
+            keys.append((f"a:{name[:40]}", settings.throttle_account_limit))
+        if ip is None and has_request_context():
+            ip = request.remote_addr
+        if settings.throttle_ip_limit is not None and ip:
+            address = hashlib.sha256(ip.encode()).hexdigest()
+            keys.append((f"i:{address[:40]}", settings.throttle_ip_limit))
+        return keys
+
+    def check_throttle(self, username: str, ip: str | None = None) -> None:
+        """Refuse a password check for an account or address over its limit.
+
+        Call before checking a password; count failures with
+        :meth:`record_failure`. Successful sign-ins are never counted.
+
+        :raises TooManyAttempts: (429 with ``Retry-After``) when
+            ``SIGNOFF_THROTTLE_ACCOUNT_LIMIT`` failures for this account, or
+            ``SIGNOFF_THROTTLE_IP_LIMIT`` from this address, fell in the
+            current ``SIGNOFF_THROTTLE_WINDOW``.
+        """
+        state = get_state()
+        now = state.clock()
+        for key, limit in self._throttle_keys(username, ip):
+            attempts, ends = state.store.peek(key, now)
+            if attempts >= limit:
+                raise TooManyAttempts(ends - now)
+
+    def record_failure(self, username: str, ip: str | None = None) -> None:
+        """Count one failed password check for the account and the address."""
+        state = get_state()
+        now = state.clock()
+        for key, _ in self._throttle_keys(username, ip):
+            state.store.hit(key, state.settings.throttle_window, now)
 
     # -- API tokens --------------------------------------------------------
 

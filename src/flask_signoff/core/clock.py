@@ -14,11 +14,12 @@ system_clock: Clock = time.time
 class FrozenClock:
     """A clock that only moves when told to; for tests and simulations.
 
-    :param now: the starting time in Unix seconds.
+    :param now: the starting time in Unix seconds; by default the real time
+        now, so that stores with native expiry (Redis TTLs) agree with it.
     """
 
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = float(now)
+    def __init__(self, now: float | None = None) -> None:
+        self.now = time.time() if now is None else float(now)
 
     def __call__(self) -> float:
         return self.now

@@ -328,6 +328,13 @@ redis.call('HSET', KEYS[1], 'spent_at', ARGV[2])
 return {'spent', h}
 """
 
+#: KEYS: counter. ARGV: window length in ms, used if a new window opens.
+_HIT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return {n, redis.call('PTTL', KEYS[1])}
+"""
+
 #: KEYS: family, family tokens, user families, marker.
 #: ARGV: base, family_id, until, until_ms.
 _REVOKE_FAMILY = """
@@ -826,6 +833,31 @@ class RedisStore(Store):
             self.revoke_family(family_id, user_id, until)
             total += 1
         return total
+
+    # -- throttling --------------------------------------------------------
+
+    def _tkey(self, key: str) -> str:
+        return f"{self.prefix}t:{key}"
+
+    def hit(self, key: str, window: float, now: float) -> tuple[int, float]:
+        # Relative TTLs (PTTL, not PEXPIRETIME): works on Redis 6 as well.
+        ms = str(max(1, math.ceil(window * 1000)))
+        attempts, ttl_ms = self._run("hit", _HIT, [self._tkey(key)], [ms])
+        return int(attempts), now + int(ttl_ms) / 1000
+
+    def peek(self, key: str, now: float) -> tuple[int, float]:
+        name = self._tkey(key)
+
+        def run() -> tuple[int, float]:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(name)
+            pipe.pttl(name)
+            value, ttl_ms = pipe.execute()
+            if value is None or int(ttl_ms) < 0:
+                return 0, now
+            return int(value), now + int(ttl_ms) / 1000
+
+        return self._guard(run)
 
     def _owner(self, family_hash: str) -> str | None:
         value = self._guard(lambda: self.client.hget(family_hash, "user_id"))

@@ -119,7 +119,15 @@ def _tables(prefix: str) -> tuple[sa.MetaData, dict[str, sa.Table]]:
         sa.Column("user_id", sa.String(255), nullable=False),
         sa.Column("drop_at", sa.Float, nullable=False, index=True),
     )
+    throttle = sa.Table(
+        f"{prefix}throttle",
+        md,
+        sa.Column("key", sa.String(80), primary_key=True),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("expires_at", sa.Float, nullable=False, index=True),
+    )
     return md, {
+        "throttle": throttle,
         "sessions": sessions,
         "epochs": epochs,
         "families": families,
@@ -466,6 +474,7 @@ class SQLStore(Store):
             (t["refresh"], t["refresh"].c.key, t["refresh"].c.expires_at),
             (t["families"], t["families"].c.family_id, t["families"].c.expires_at),
             (t["revoked"], t["revoked"].c.family_id, t["revoked"].c.drop_at),
+            (t["throttle"], t["throttle"].c.key, t["throttle"].c.expires_at),
         )
 
         def run() -> int:
@@ -675,6 +684,40 @@ class SQLStore(Store):
                 conn.execute(stmt)
                 conn.execute(sa.delete(r))
                 return conn.execute(sa.delete(f)).rowcount
+
+        return self._guard(run)
+
+    def hit(self, key: str, window: float, now: float) -> tuple[int, float]:
+        th = self.t["throttle"]
+        open_window = th.c.expires_at > now
+        insert = self._insert(th).values(key=key, attempts=1, expires_at=now + window)
+        stmt = insert.on_conflict_do_update(
+            index_elements=[th.c.key],
+            set_={
+                "attempts": sa.case((open_window, th.c.attempts + 1), else_=1),
+                "expires_at": sa.case(
+                    (open_window, th.c.expires_at), else_=now + window
+                ),
+            },
+        ).returning(th.c.attempts, th.c.expires_at)
+
+        def run() -> tuple[int, float]:
+            with self._write() as conn:
+                attempts, ends = conn.execute(stmt).one()
+            return int(attempts), float(ends)
+
+        return self._guard(run)
+
+    def peek(self, key: str, now: float) -> tuple[int, float]:
+        th = self.t["throttle"]
+        stmt = sa.select(th.c.attempts, th.c.expires_at).where(
+            th.c.key == key, th.c.expires_at > now
+        )
+
+        def run() -> tuple[int, float]:
+            with self._read() as conn:
+                row = conn.execute(stmt).first()
+            return (0, now) if row is None else (int(row[0]), float(row[1]))
 
         return self._guard(run)
 
