@@ -219,6 +219,9 @@ class Signoff:
         app.register_error_handler(StoreUnavailable, self._store_unavailable)
         if add_context_processor:
             app.context_processor(_user_context_processor)
+        from .csrf import init_csrf
+
+        init_csrf(app)
         if not settings.cookie_secure and not app.debug and not app.testing:
             logger.warning(
                 "SIGNOFF_COOKIE_SECURE is off: the session cookie will be sent "
@@ -434,12 +437,17 @@ class Signoff:
         keep = current.key if current is not None else None
         return get_state().lifecycle.revoke_others(user_id, keep)
 
-    def revoke_user(self, user: t.Any) -> int:
+    def revoke_user(self, user: t.Any, *, keep_current: bool = False) -> int:
         """Sign ``user`` out everywhere: every session, refresh family and
         access token issued before now. The call for disabling an account.
+
+        :param keep_current: spare the current request's session (after a
+            password change, say); rotate it afterwards with :meth:`rotate`.
         """
         user_id = self._user_id(user)
-        count = get_state().lifecycle.revoke_user(user_id)
+        current = self.current_session() if keep_current else None
+        keep = current.key if current is not None else None
+        count = get_state().lifecycle.revoke_user(user_id, keep_key=keep)
         user_signed_out_everywhere.send(
             current_app._get_current_object(),  # type: ignore[attr-defined]
             user_id=user_id,
