@@ -162,6 +162,13 @@ def _iso(timestamp: float) -> str:
     )
 
 
+def _when(timestamp: float) -> str:
+    """A time for people: minutes are enough to recognise a session."""
+    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).strftime(
+        "%Y-%m-%d %H:%M UTC"
+    )
+
+
 def _add_views(app: Flask, signoff: Signoff, users: UserStore) -> None:
     def valid_password(password: str) -> bool:
         minimum = int(app.config["DEMO_MIN_PASSWORD_LENGTH"])
@@ -173,6 +180,7 @@ def _add_views(app: Flask, signoff: Signoff, users: UserStore) -> None:
         return bool(password) and users.check_password(current_user, password)
 
     app.add_template_filter(_iso, "iso")
+    app.add_template_filter(_when, "when")
     app.add_template_filter(device_label, "device")
 
     @app.route("/register", methods=["GET", "POST"])
