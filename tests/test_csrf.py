@@ -251,6 +251,20 @@ def test_trusted_origins(tmp_path: Path) -> None:
         "/act", data={"csrf_token": token}, headers={"Origin": "https://evil.example"}
     )
     assert refused.status_code == 403
+    # A browser posting from the trusted front end says so in Sec-Fetch-Site.
+    from_front_end = client.post(
+        "/act",
+        data={"csrf_token": token},
+        headers={"Origin": "https://app.example", "Sec-Fetch-Site": "same-site"},
+    )
+    assert from_front_end.status_code == 200
+    # The app's own origin gets no such pass: a cross-site fetch is refused.
+    own_but_cross = client.post(
+        "/act",
+        data={"csrf_token": token},
+        headers={"Origin": "http://localhost", "Sec-Fetch-Site": "cross-site"},
+    )
+    assert own_but_cross.status_code == 403
 
 
 # -- what is checked -----------------------------------------------------------

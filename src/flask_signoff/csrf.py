@@ -240,13 +240,17 @@ def _origin_of(url: str) -> str | None:
     return f"{parts.scheme}://{host}"
 
 
-def allowed_origins() -> set[str]:
-    """The app's own origin (from ``request.host_url``) and the trusted ones."""
+def _trusted_origins() -> set[str]:
     from .extension import get_state
 
     origins = {_origin_of(o) for o in get_state().settings.trusted_origins}
-    origins.add(_origin_of(request.host_url))
     return {o for o in origins if o is not None}
+
+
+def allowed_origins() -> set[str]:
+    """The app's own origin (from ``request.host_url``) and the trusted ones."""
+    own = _origin_of(request.host_url)
+    return _trusted_origins() | ({own} if own is not None else set())
 
 
 def check_same_origin() -> None:
@@ -257,15 +261,21 @@ def check_same_origin() -> None:
     the user); ``same-site`` is refused too, as a sibling subdomain is not
     this app. ``Origin`` must be absent or allowed; ``Origin: null`` (sandboxed
     frames, some redirects) is refused.
+
+    An ``Origin`` listed in ``SIGNOFF_TRUSTED_ORIGINS`` passes whatever
+    ``Sec-Fetch-Site`` says: a browser posting from another origin always
+    says ``same-site`` or ``cross-site``, so the setting would otherwise
+    never let anything through.
     """
+    origin = request.headers.get("Origin")
+    normalized = _origin_of(origin.strip()) if origin is not None else None
+    if normalized is not None and normalized in _trusted_origins():
+        return
     site = request.headers.get("Sec-Fetch-Site")
     if site is not None and site.strip().lower() not in SAME_SITE_FETCH:
         raise CrossSiteRequest("The request came from another site.")
-    origin = request.headers.get("Origin")
-    if origin is not None:
-        normalized = _origin_of(origin.strip())
-        if normalized is None or normalized not in allowed_origins():
-            raise CrossSiteRequest("The request came from another origin.")
+    if origin is not None and normalized not in allowed_origins():
+        raise CrossSiteRequest("The request came from another origin.")
 
 
 # -- protection ----------------------------------------------------------------
