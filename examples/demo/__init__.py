@@ -91,7 +91,7 @@ def create_app(test_config: Mapping[str, t.Any] | None = None) -> Flask:
     database_url = app.config.get("DEMO_DATABASE_URL") or "sqlite:///" + os.path.join(
         app.instance_path, "demo-users.sqlite3"
     )
-    users = UserStore(database_url)
+    users = UserStore(database_url, app.config.get("DEMO_ARGON2_PARAMETERS"))
     app.extensions["demo_users"] = users
 
     signoff = Signoff(app, clock=clock)

@@ -43,11 +43,15 @@ class UserStore:
     """Create, find and check users.
 
     :param url: a SQLAlchemy URL; the table is created if missing.
+    :param argon2_parameters: ``PasswordHasher`` arguments (``time_cost``,
+        ``memory_cost`` ...); argon2-cffi's defaults (RFC 9106) when empty.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self, url: str, argon2_parameters: dict[str, int] | None = None
+    ) -> None:
         self.engine = sa.create_engine(url)
-        self.hasher = PasswordHasher()
+        self.hasher = PasswordHasher(**(argon2_parameters or {}))
         # Verified against when the username is unknown, so that a wrong name
         # takes as long as a wrong password and does not reveal who exists.
         self._dummy_hash = self.hasher.hash("not a password")
