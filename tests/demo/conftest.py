@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from examples.demo import create_app
 from flask_signoff import FrozenClock
@@ -48,17 +49,16 @@ def csrf_token(client: FlaskClient, path: str = "/login") -> str:
     return match.group(1)
 
 
+def post_form(client: FlaskClient, path: str, **fields: str) -> TestResponse:
+    """POST ``fields`` to ``path`` with the csrf_token its own form shows."""
+    return client.post(path, data={**fields, "csrf_token": csrf_token(client, path)})
+
+
 @pytest.fixture
 def register(app: Flask) -> Callable[[str], None]:
     def register(username: str, password: str = PASSWORD) -> None:
-        client = app.test_client()
-        response = client.post(
-            "/register",
-            data={
-                "username": username,
-                "password": password,
-                "csrf_token": csrf_token(client, "/register"),
-            },
+        response = post_form(
+            app.test_client(), "/register", username=username, password=password
         )
         assert response.status_code == 303
 

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from examples.demo import create_app
 from flask_signoff import FrozenClock
 from tests.apps import count_sessions
-from tests.demo.conftest import PASSWORD, csrf_token
+from tests.demo.conftest import PASSWORD, csrf_token, post_form
 
 Login = Callable[..., FlaskClient]
 COOKIE = "__Host-session"
@@ -78,14 +78,10 @@ def session_ids(client: FlaskClient) -> dict[str, bool]:
 def test_register_then_duplicate(app: Flask) -> None:
     client = app.test_client()
     data = {"username": "alice", "password": PASSWORD}
-    response = client.post(
-        "/register", data={**data, "csrf_token": csrf_token(client, "/register")}
-    )
+    response = post_form(client, "/register", **data)
     assert response.status_code == 303
     assert response.location == "/login"
-    response = client.post(
-        "/register", data={**data, "csrf_token": csrf_token(client, "/register")}
-    )
+    response = post_form(client, "/register", **data)
     assert response.status_code == 409
     assert '<form method="post" action="/register">' in response.get_data(as_text=True)
 
@@ -100,14 +96,7 @@ def test_register_form_carries_csrf_token(app: Flask) -> None:
 )
 def test_register_refuses_bad_input(app: Flask, username: str, password: str) -> None:
     client = app.test_client()
-    response = client.post(
-        "/register",
-        data={
-            "username": username,
-            "password": password,
-            "csrf_token": csrf_token(client, "/register"),
-        },
-    )
+    response = post_form(client, "/register", username=username, password=password)
     assert response.status_code == 400
 
 
@@ -123,9 +112,7 @@ def test_register_needs_csrf_and_same_origin(
     response = client.post("/register", data=data, headers=headers)
     assert response.status_code == 403
     # No account was made.
-    login = client.post(
-        "/login", data={**data, "csrf_token": csrf_token(client)}, headers={}
-    )
+    login = post_form(client, "/login", **data)
     assert login.status_code == 401
 
 
@@ -137,14 +124,7 @@ def test_login_303_to_root_and_cookie_attributes(
 ) -> None:
     register("alice")
     client = app.test_client()
-    response = client.post(
-        "/login",
-        data={
-            "username": "alice",
-            "password": PASSWORD,
-            "csrf_token": csrf_token(client),
-        },
-    )
+    response = post_form(client, "/login", username="alice", password=PASSWORD)
     assert response.status_code == 303
     assert response.location == "/"
     header = set_cookie_header(response)
@@ -173,14 +153,8 @@ def test_login_follows_a_local_next(
     client = app.test_client()
     login_page = client.get("/login?next=/sessions").get_data(as_text=True)
     assert 'name="next" value="/sessions"' in login_page
-    response = client.post(
-        "/login",
-        data={
-            "username": "alice",
-            "password": PASSWORD,
-            "next": "/sessions",
-            "csrf_token": csrf_token(client),
-        },
+    response = post_form(
+        client, "/login", username="alice", password=PASSWORD, next="/sessions"
     )
     assert response.status_code == 303
     assert response.location == "/sessions"
@@ -192,14 +166,8 @@ def test_login_never_redirects_off_site(
 ) -> None:
     register("alice")
     client = app.test_client()
-    response = client.post(
-        "/login",
-        data={
-            "username": "alice",
-            "password": PASSWORD,
-            "next": target,
-            "csrf_token": csrf_token(client),
-        },
+    response = post_form(
+        client, "/login", username="alice", password=PASSWORD, next=target
     )
     assert response.status_code == 303
     assert response.location == "/"
@@ -214,14 +182,7 @@ def test_login_bad_credentials_401_with_form(
 ) -> None:
     register("alice")
     client = app.test_client()
-    response = client.post(
-        "/login",
-        data={
-            "username": username,
-            "password": password,
-            "csrf_token": csrf_token(client),
-        },
-    )
+    response = post_form(client, "/login", username=username, password=password)
     assert response.status_code == 401
     html = response.get_data(as_text=True)
     assert '<form method="post" action="/login">' in html
@@ -254,14 +215,7 @@ def test_login_replaces_a_planted_session(app: Flask, login: Login) -> None:
     )
     assert response.status_code == 403  # mallory's page token is not the victim's
     login("alice")  # registers alice
-    response = victim.post(
-        "/login",
-        data={
-            "username": "alice",
-            "password": PASSWORD,
-            "csrf_token": csrf_token(victim),
-        },
-    )
+    response = post_form(victim, "/login", username="alice", password=PASSWORD)
     assert response.status_code == 303
     assert cookie_of(victim) != planted
     assert victim.get("/api/me").json == {"user": "alice"}
@@ -277,10 +231,7 @@ def test_anonymous_pages_create_no_store_record(app: Flask, instance: Path) -> N
         assert client.get("/login?next=/sessions").status_code == 200
         assert client.get("/").status_code == 302
         assert client.get("/logout").status_code == 200
-    failed = client.post(
-        "/login",
-        data={"username": "x", "password": "y", "csrf_token": csrf_token(client)},
-    )
+    failed = post_form(client, "/login", username="x", password="y")
     assert failed.status_code == 401
     assert count_sessions(instance) == 0
     assert cookie_of(client) is None
@@ -591,23 +542,9 @@ def test_password_change_ends_every_other_session(app: Flask, login: Login) -> N
     assert me(bob) == 200
 
     client = app.test_client()
-    old = client.post(
-        "/login",
-        data={
-            "username": "alice",
-            "password": PASSWORD,
-            "csrf_token": csrf_token(client),
-        },
-    )
+    old = post_form(client, "/login", username="alice", password=PASSWORD)
     assert old.status_code == 401
-    new = client.post(
-        "/login",
-        data={
-            "username": "alice",
-            "password": "a brand new password",
-            "csrf_token": csrf_token(client),
-        },
-    )
+    new = post_form(client, "/login", username="alice", password="a brand new password")
     assert new.status_code == 303
 
 
@@ -688,22 +625,8 @@ def test_config_from_the_environment(
     )
     assert app.config["SIGNOFF_IDLE_TIMEOUT"] == 2
     client = app.test_client()
-    client.post(
-        "/register",
-        data={
-            "username": "alice",
-            "password": PASSWORD,
-            "csrf_token": csrf_token(client, "/register"),
-        },
-    )
-    client.post(
-        "/login",
-        data={
-            "username": "alice",
-            "password": PASSWORD,
-            "csrf_token": csrf_token(client),
-        },
-    )
+    post_form(client, "/register", username="alice", password=PASSWORD)
+    post_form(client, "/login", username="alice", password=PASSWORD)
     assert me(client) == 200
     assert store.exists()
     assert not (tmp_path / "instance" / "signoff.sqlite3").exists()
