@@ -228,8 +228,10 @@ class Signoff:
         if add_context_processor:
             app.context_processor(_user_context_processor)
         from .cli import signoff_cli
+        from .csrf import init_csrf
 
         app.cli.add_command(signoff_cli)
+        init_csrf(app)
         if not settings.cookie_secure and not app.debug and not app.testing:
             logger.warning(
                 "SIGNOFF_COOKIE_SECURE is off: the session cookie will be sent "
@@ -494,12 +496,17 @@ class Signoff:
         keep = current.key if current is not None else None
         return get_state().lifecycle.revoke_others(user_id, keep)
 
-    def revoke_user(self, user: t.Any) -> int:
+    def revoke_user(self, user: t.Any, *, keep_current: bool = False) -> int:
         """Sign ``user`` out everywhere: every session, refresh family and
         access token issued before now. The call for disabling an account.
+
+        :param keep_current: spare the current request's session (after a
+            password change, say); rotate it afterwards with :meth:`rotate`.
         """
         user_id = self._user_id(user)
-        count = get_state().lifecycle.revoke_user(user_id)
+        current = self.current_session() if keep_current else None
+        keep = current.key if current is not None else None
+        count = get_state().lifecycle.revoke_user(user_id, keep_key=keep)
         user_signed_out_everywhere.send(
             current_app._get_current_object(),  # type: ignore[attr-defined]
             user_id=user_id,

@@ -168,7 +168,9 @@ def confirm_login() -> None:
     sess.new_secret, sess.record = rotated
     for key in AUTH_DATA_KEYS:
         sess.pop(key, None)
-    user_login_confirmed.send(current_app._get_current_object())  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    session_rotated.send(app, user_id=sess.record.user_id, reason="confirm")
+    user_login_confirmed.send(app)
 
 
 def login_fresh() -> bool:
