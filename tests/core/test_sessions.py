@@ -213,6 +213,22 @@ def test_revoke_by_public_id_is_owner_only(lc: SessionLifecycle) -> None:
     assert lc.load(secret).status is LoadStatus.MISSING
 
 
+def test_revoking_an_expired_session_is_like_an_unknown_one(
+    lc: SessionLifecycle, clock: FrozenClock
+) -> None:
+    # Not listed any more, so not revocable, whether or not the store has
+    # dropped the record yet; the record goes all the same.
+    secret, record = lc.sign_in("alice")
+    _, remembered = lc.sign_in("alice", remember=True)
+    clock.advance(POLICY.idle_timeout)
+    assert [r.key for r in lc.sessions_for("alice")] == [remembered.key]
+    assert lc.revoke("alice", record.public_id) is None
+    assert lc.store.get_session(record.key) is None
+    # A remembered session outlives the idle timeout: it is still revocable.
+    assert lc.revoke("alice", remembered.public_id) is not None
+    assert lc.load(secret).status is LoadStatus.MISSING
+
+
 def test_revoke_others_keeps_the_current_one(lc: SessionLifecycle) -> None:
     keep_secret, keep = lc.sign_in("alice")
     other_secret, _ = lc.sign_in("alice")

@@ -260,8 +260,17 @@ class SessionLifecycle:
         ]
 
     def revoke(self, user_id: str, public_id: str) -> SessionRecord | None:
-        """End one of the user's sessions by its public id."""
-        return self.store.delete_session_by_public_id(user_id, public_id)
+        """End one of the user's sessions by its public id.
+
+        Returns ``None`` for an unknown id, and also for a session that had
+        already expired: whether the store still held it (SQL before a purge,
+        Redis before its own clock reached the deadline) must not change the
+        answer. The expired record is deleted all the same.
+        """
+        record = self.store.delete_session_by_public_id(user_id, public_id)
+        if record is None or self.check(record, self.clock()) is LoadStatus.EXPIRED:
+            return None
+        return record
 
     def revoke_others(self, user_id: str, keep_key: str | None) -> int:
         """End every session of the user but ``keep_key``."""
