@@ -16,8 +16,13 @@ from flask.testing import FlaskClient
 
 from examples.demo import create_app
 from flask_signoff import FrozenClock
-from tests.csrf_apps import count_sessions
-from tests.demo.conftest import PASSWORD, csrf_token, post_form
+from tests.demo.conftest import (
+    PASSWORD,
+    count_sessions,
+    csrf_token,
+    forget_expired,
+    post_form,
+)
 
 Login = Callable[..., FlaskClient]
 COOKIE = "__Host-session"
@@ -223,7 +228,7 @@ def test_login_replaces_a_planted_session(app: Flask, login: Login) -> None:
     assert me(replay(app, planted)) == 401
 
 
-def test_anonymous_pages_create_no_store_record(app: Flask, instance: Path) -> None:
+def test_anonymous_pages_create_no_store_record(app: Flask) -> None:
     client = app.test_client()
     for _ in range(10):
         assert client.get("/login").status_code == 200
@@ -233,8 +238,13 @@ def test_anonymous_pages_create_no_store_record(app: Flask, instance: Path) -> N
         assert client.get("/logout").status_code == 200
     failed = post_form(client, "/login", username="x", password="y")
     assert failed.status_code == 401
-    assert count_sessions(instance) == 0
+    assert count_sessions(app) == 0
     assert cookie_of(client) is None
+    # The count sees records where there are some: signing in makes one.
+    post_form(client, "/register", username="alice", password=PASSWORD)
+    post_form(client, "/login", username="alice", password=PASSWORD)
+    assert me(client) == 200
+    assert count_sessions(app) == 1
 
 
 # -- pages ---------------------------------------------------------------------
@@ -505,6 +515,110 @@ def test_stale_login_needs_the_password(login: Login, clock: FrozenClock) -> Non
     )
     assert response.status_code == 303
     assert me(tablet) == 401
+
+
+# -- timeouts ------------------------------------------------------------------
+# Whether the store still holds a record past its deadline (SQL before a
+# purge, Redis before its own clock gets there) or has forgotten it, what the
+# browser sees is the same.
+
+IDLE = 30 * 60
+ABSOLUTE = 12 * 3600
+REMEMBER = 30 * 86400
+
+
+def dropped(response: t.Any) -> bool:
+    """Whether ``response`` deletes the session cookie."""
+    return any(
+        h.startswith(f"{COOKIE}=;") and "Max-Age=0" in h
+        for h in response.headers.getlist("Set-Cookie")
+    )
+
+
+@pytest.mark.parametrize("forgotten", [False, True], ids=["kept", "forgotten"])
+def test_idle_session_ends(
+    app: Flask, login: Login, clock: FrozenClock, forgotten: bool
+) -> None:
+    laptop = login("alice")
+    phone = login("alice")
+    clock.advance(IDLE - 1)
+    assert me(laptop) == 200  # activity within the idle timeout
+    clock.advance(2)
+    if forgotten:
+        forget_expired(app)
+    response = phone.get("/api/me")
+    assert response.status_code == 401
+    assert dropped(response)
+    assert phone.get("/").status_code == 302
+    assert me(laptop) == 200
+    assert len(session_ids(laptop)) == 1
+
+
+@pytest.mark.parametrize("forgotten", [False, True], ids=["kept", "forgotten"])
+def test_absolute_timeout_ends_an_active_session(
+    app: Flask, login: Login, clock: FrozenClock, forgotten: bool
+) -> None:
+    client = login("alice")
+    step = 20 * 60  # well within the idle timeout
+    for _ in range(ABSOLUTE // step - 1):
+        clock.advance(step)
+        assert me(client) == 200
+    clock.advance(step)  # 12 hours after sign-in
+    if forgotten:
+        forget_expired(app)
+    response = client.get("/api/me")
+    assert response.status_code == 401
+    assert dropped(response)
+
+
+@pytest.mark.parametrize("forgotten", [False, True], ids=["kept", "forgotten"])
+def test_remembered_session_comes_back_after_idle_under_a_new_id(
+    app: Flask, login: Login, clock: FrozenClock, forgotten: bool
+) -> None:
+    laptop = login("alice", remember=True)
+    phone = login("alice")
+    before = cookie_of(laptop)
+    assert before is not None
+    clock.advance(IDLE + 60)
+    if forgotten:
+        forget_expired(app)  # the phone's session; the laptop's lives on
+    response = laptop.get("/api/me")
+    assert response.status_code == 200
+    after = cookie_of(laptop)
+    assert after is not None
+    assert after != before
+    assert me(replay(app, before)) == 401
+    assert me(phone) == 401
+    # Back, but not fresh: ending other sessions asks for the password.
+    response = laptop.post(
+        "/sessions/revoke-others", data={"csrf_token": csrf_token(laptop, "/")}
+    )
+    assert response.status_code == 403
+    assert list(session_ids(laptop).values()) == [True]
+    clock.advance(REMEMBER)
+    if forgotten:
+        forget_expired(app)
+    response = laptop.get("/api/me")
+    assert response.status_code == 401
+    assert dropped(response)
+
+
+@pytest.mark.parametrize("forgotten", [False, True], ids=["kept", "forgotten"])
+def test_expired_sessions_leave_the_list_and_cannot_be_revoked(
+    app: Flask, login: Login, clock: FrozenClock, forgotten: bool
+) -> None:
+    phone = login("alice")
+    phone_id = next(iter(session_ids(phone)))
+    clock.advance(IDLE + 1)
+    if forgotten:
+        forget_expired(app)
+    laptop = login("alice")
+    assert list(session_ids(laptop).values()) == [True]
+    response = laptop.post(
+        f"/sessions/{phone_id}/revoke", data={"csrf_token": csrf_token(laptop, "/")}
+    )
+    assert response.status_code == 404
+    assert me(laptop) == 200
 
 
 # -- password --------------------------------------------------------------------
