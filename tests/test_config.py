@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +103,49 @@ def test_insecure_cookie_warns_outside_debug(
     app.config.update(SECRET_KEY=SECRET, SIGNOFF_COOKIE_SECURE=False)
     Signoff(app)
     assert "SIGNOFF_COOKIE_SECURE is off" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("url", "driver", "extra"),
+    [
+        ("redis://:hunter2@127.0.0.1:6379/0", "redis", "redis"),
+        ("redis+cluster://127.0.0.1:7000", "redis", "redis"),
+        ("unix:///run/redis.sock", "redis", "redis"),
+        ("postgresql://app:hunter2@127.0.0.1/app", "psycopg", "postgres"),
+    ],
+)
+def test_missing_driver_fails_at_init_app_with_the_pip_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    url: str,
+    driver: str,
+    extra: str,
+) -> None:
+    # None in sys.modules makes `import <driver>` raise ImportError, as on a
+    # machine without the package.
+    monkeypatch.setitem(sys.modules, driver, None)
+    with pytest.raises(ImportError):
+        __import__(driver)
+    app = Flask(__name__, instance_path=str(tmp_path / "instance"))
+    app.config.update(SECRET_KEY=SECRET, TESTING=True, SIGNOFF_STORE_URL=url)
+    signoff = Signoff()
+    with pytest.raises(ConfigError) as info:
+        signoff.init_app(app)
+    message = str(info.value)
+    assert f"pip install 'flask-signoff[{extra}]'" in message
+    assert "SIGNOFF_STORE_URL" in message
+    assert f"the {driver} package" in message
+    assert "hunter2" not in message
+    assert "signoff" not in app.extensions
+
+
+def test_unknown_store_scheme_fails_at_init_app_listing_the_known_ones(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        build(tmp_path, SIGNOFF_STORE_URL="mysql://app:hunter2@db/app")
+    message = str(info.value)
+    assert "'mysql://app:***@db/app' is not valid" in message
+    for scheme in ("sqlite://", "postgresql://", "redis://", "redis+cluster://"):
+        assert scheme in message
+    assert "hunter2" not in message

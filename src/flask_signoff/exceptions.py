@@ -34,13 +34,19 @@ class ConfigError(SignoffError, ValueError):
     :param key: the config key.
     :param value: the value found.
     :param expected: what the key accepts, in words.
+    :param message: the whole message, when the value is fine but cannot be
+        used as things are (a driver is missing, say).
     """
 
-    def __init__(self, key: str, value: object, expected: str) -> None:
+    def __init__(
+        self, key: str, value: object, expected: str, *, message: str | None = None
+    ) -> None:
         self.key = key
         self.value = value
         self.expected = expected
-        super().__init__(f"{key} = {value!r} is not valid: expected {expected}.")
+        super().__init__(
+            message or f"{key} = {value!r} is not valid: expected {expected}."
+        )
 
 
 class StoreError(SignoffError):

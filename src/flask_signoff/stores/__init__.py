@@ -58,13 +58,19 @@ def open_store(url: str, options: Mapping[str, Any] | None = None) -> Store:
             "SIGNOFF_STORE_URL", shown, f"a URL starting with one of {known}"
         ) from None
     if extra is not None:
+        driver = _DRIVERS[extra]
         try:
-            importlib.import_module(_DRIVERS[extra])
+            importlib.import_module(driver)
         except ImportError:
+            install = f"pip install 'flask-signoff[{extra}]'"
             raise ConfigError(
                 "SIGNOFF_STORE_URL",
                 shown,
-                f"its driver: run `pip install 'flask-signoff[{extra}]'`",
+                f"the {driver} package: run `{install}`",
+                message=(
+                    f"SIGNOFF_STORE_URL = {shown!r} needs the {driver} package, "
+                    f"which is not installed: run `{install}`."
+                ),
             ) from None
     factory = getattr(importlib.import_module(module_name), factory_name)
     store: Store = factory(url, **dict(options or {}))
