@@ -6,6 +6,10 @@ tests did. A handle has :meth:`stop` and :meth:`start`, so an outage test can
 take a server away mid-test and bring it back on the same port with the same
 data folder.
 
+:meth:`pause` and :meth:`resume` freeze a server without closing anything
+(``SIGSTOP``/``SIGCONT``), as a hung machine would: connections stay open and
+new ones are even accepted by the kernel, but nothing answers.
+
 A missing server binary skips the tests that need it, unless
 ``SIGNOFF_REQUIRE_SERVERS=1`` (set in CI): then it is an error, so a CI image
 that lost its servers cannot turn the store suite green by skipping it.
@@ -104,6 +108,50 @@ def _run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     )
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (from ``/proc``), parents first."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue  # gone meanwhile
+        # The command name, in parentheses, may contain spaces.
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop(0)
+        tree.append(current)
+        todo += children.get(current, [])
+    return tree
+
+
+class _Freezable:
+    """``pause()``/``resume()`` for a server that runs as ``self.proc``."""
+
+    proc: subprocess.Popen[bytes] | None
+    _frozen: list[int]
+
+    def pause(self) -> None:
+        """Freeze the server and every process it started (SIGSTOP)."""
+        assert self.proc is not None, "the server is not running"
+        self._frozen = process_tree(self.proc.pid)
+        for pid in self._frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server run again (SIGCONT)."""
+        frozen, self._frozen = getattr(self, "_frozen", []), []
+        for pid in reversed(frozen):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+
 def _terminate(proc: subprocess.Popen[bytes] | None, timeout: float = 10) -> None:
     if proc is None or proc.poll() is not None:
         return
@@ -146,11 +194,21 @@ def _redis_command(port: int, *args: str) -> str:
         return chunks.decode("utf-8", "replace")
 
 
-class RedisServer:
-    """One ``redis-server`` process; no persistence, loopback only."""
+class RedisServer(_Freezable):
+    """One ``redis-server`` process, loopback only.
+
+    No persistence by default. With ``persistent=True`` every write goes to
+    an append-only file, synced before it is acknowledged, so a :meth:`stop`
+    then :meth:`start` finds every key again, as a production server would.
+    """
 
     def __init__(
-        self, directory: str, port: int | None = None, *, cluster: bool = False
+        self,
+        directory: str,
+        port: int | None = None,
+        *,
+        cluster: bool = False,
+        persistent: bool = False,
     ) -> None:
         binary = redis_binary()
         if binary is None:
@@ -159,6 +217,7 @@ class RedisServer:
         self.directory = directory
         self.port = port if port is not None else free_port(with_bus=cluster)
         self.cluster = cluster
+        self.persistent = persistent
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -172,7 +231,8 @@ class RedisServer:
             "--bind", "127.0.0.1",
             "--dir", self.directory,
             "--save", "",
-            "--appendonly", "no",
+            "--appendonly", "yes" if self.persistent else "no",
+            "--appendfsync", "always",
             "--protected-mode", "no",
             "--daemonize", "no",
             "--logfile", os.path.join(self.directory, "redis.log"),
@@ -189,6 +249,8 @@ class RedisServer:
         )
 
     def stop(self) -> None:
+        """SIGTERM: Redis closes every connection (and syncs its file)."""
+        self.resume()
         _terminate(self.proc)
         self.proc = None
 
@@ -274,7 +336,7 @@ def _ensure_pg_user() -> str | None:
     return PG_USER
 
 
-class PostgresServer:
+class PostgresServer(_Freezable):
     """A throwaway PostgreSQL cluster: trust auth, loopback TCP only.
 
     ``postgres`` runs as our child process (not daemonised by ``pg_ctl``), so
@@ -386,6 +448,7 @@ class PostgresServer:
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT): clients are disconnected, data kept."""
+        self.resume()
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
