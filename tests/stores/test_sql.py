@@ -1,14 +1,22 @@
-"""SQL-only guarantees: schema creation races (SQLite file, PostgreSQL)."""
+"""SQL-only guarantees: schema creation races (SQLite file, PostgreSQL), and
+which calls run again on a new connection when theirs turns out dead."""
 
 from __future__ import annotations
 
 import itertools
 import multiprocessing
+import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
+from flask_signoff.core.records import SessionRecord
+from flask_signoff.core.sessions import SessionLifecycle, SessionPolicy
+from flask_signoff.exceptions import StoreUnavailable
 from flask_signoff.stores.sql import SQLStore
 from tests.servers import PostgresServer
 from tests.stores.test_conformance import concurrently
@@ -52,3 +60,119 @@ def test_processes_creating_the_schema_at_once_all_come_up(empty_db: str) -> Non
     with ctx.Pool(4) as pool:
         results = pool.starmap(_worker, [(empty_db, start_at)] * 4)
     assert sorted(results) == [1, 2, 3, 4]
+
+
+# -- a dead connection: retried when that is safe ------------------------------
+
+
+class Faults:
+    """Make the next statements or the next commit of a store fail.
+
+    A "disconnect" is the error a DB-API driver raises on a connection that
+    died (SQLAlchemy then throws the connection away); any other error is an
+    outage of another kind (a lock held too long, say).
+    """
+
+    DISCONNECT = "Cannot operate on a closed database."
+
+    def __init__(self, store: SQLStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.statements: list[str] = []
+        self.fail_statements: list[Exception] = []
+        self.fail_commits: list[Exception] = []
+        self.commits = 0
+        event.listen(store.engine, "before_cursor_execute", self._before_execute)
+        dialect = store.engine.dialect
+        do_commit = dialect.do_commit
+
+        def failing_commit(dbapi_connection: Any) -> None:
+            self.commits += 1
+            if self.fail_commits:
+                raise self.fail_commits.pop(0)
+            do_commit(dbapi_connection)
+
+        monkeypatch.setattr(dialect, "do_commit", failing_commit)
+
+    def _before_execute(
+        self, conn: Any, cursor: Any, statement: str, *args: Any
+    ) -> None:
+        if statement.startswith(("SELECT", "UPDATE", "INSERT", "DELETE")):
+            self.statements.append(statement.split()[0])
+            if self.fail_statements:
+                raise self.fail_statements.pop(0)
+
+
+@pytest.fixture
+def faulty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SQLStore]:
+    store = SQLStore(f"sqlite:///{tmp_path / 'faulty.sqlite3'}", timeout=0.5)
+    store.create_schema()
+    yield store
+    store.close()
+
+
+def _record(store: SQLStore) -> SessionRecord:
+    lifecycle = SessionLifecycle(store, SessionPolicy())
+    _, record = lifecycle.sign_in("alice")
+    return record
+
+
+def test_a_read_on_a_dead_connection_runs_again(
+    faulty: SQLStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = _record(faulty)
+    faults = Faults(faulty, monkeypatch)
+    faults.fail_statements.append(sqlite3.ProgrammingError(Faults.DISCONNECT))
+    assert faulty.get_session(record.key) == record
+    assert faults.statements == ["SELECT", "SELECT"]
+
+
+def test_a_write_that_died_before_commit_runs_again(
+    faulty: SQLStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = _record(faulty)
+    faults = Faults(faulty, monkeypatch)
+    faults.fail_statements.append(sqlite3.ProgrammingError(Faults.DISCONNECT))
+    record.data = "changed"
+    assert faulty.update_session(record) is True
+    assert faults.statements == ["UPDATE", "UPDATE"]
+    assert faults.commits == 1
+    stored = faulty.get_session(record.key)
+    assert stored is not None
+    assert stored.data == "changed"
+
+
+def test_a_write_that_died_while_committing_is_not_run_again(
+    faulty: SQLStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The COMMIT may have reached the server: running the write again could
+    # apply it twice (spend a refresh token twice, bump an epoch twice).
+    faults = Faults(faulty, monkeypatch)
+    faults.fail_commits.append(sqlite3.ProgrammingError(Faults.DISCONNECT))
+    with pytest.raises(StoreUnavailable):
+        faulty.bump_epoch("alice")
+    assert faults.statements == ["INSERT"]
+    assert faults.commits == 1
+
+
+def test_other_errors_are_not_run_again(
+    faulty: SQLStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = _record(faulty)
+    faults = Faults(faulty, monkeypatch)
+    faults.fail_statements.append(sqlite3.OperationalError("database is locked"))
+    with pytest.raises(StoreUnavailable, match="unavailable: OperationalError"):
+        faulty.get_session(record.key)
+    assert faults.statements == ["SELECT"]
+
+
+def test_a_second_dead_connection_is_an_outage(
+    faulty: SQLStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = _record(faulty)
+    faults = Faults(faulty, monkeypatch)
+    faults.fail_statements += [
+        sqlite3.ProgrammingError(Faults.DISCONNECT),
+        sqlite3.ProgrammingError(Faults.DISCONNECT),
+    ]
+    with pytest.raises(StoreUnavailable):
+        faulty.get_session(record.key)
+    assert faults.statements == ["SELECT", "SELECT"]

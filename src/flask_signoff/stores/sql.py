@@ -19,16 +19,40 @@ small batches, each its own short transaction.
 
 Schema creation is race-safe: several workers starting on one empty database
 all come up (a losing ``CREATE TABLE`` is retried against the winner's table).
+
+Outages (PostgreSQL)
+--------------------
+
+Every call ends within a bound, whatever the server does. Connecting is
+bounded by ``connect_timeout`` (psycopg, like libpq, waits at least 2 s), a
+statement by the server's ``statement_timeout`` and ``lock_timeout``. Neither
+ends a call to a server that stopped answering without closing the
+connection (a frozen process or VM, a network that drops packets): the client
+would wait on its socket for ever, and with it the worker. So a watchdog
+thread shuts down the socket of any call still running one and a half times
+the timeout after it started; the call fails at once, as
+:class:`StoreUnavailable`, and its connection is thrown away.
+
+After the server restarts, the connections in the pool are dead. No ping
+precedes each checkout (a round trip on every call); instead a call that
+finds its connection dead is run once more on a new one, when that is safe:
+always for a read, and for a write only if the transaction failed before its
+``COMMIT`` was sent (a transaction that was never committed left nothing
+behind). SQLAlchemy then replaces every older connection of the pool. A call
+ended by the watchdog is not run again: the server is slow or gone, and a
+second wait would only double the first.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import socket
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc
@@ -169,6 +193,131 @@ def _refresh_from_row(row: Any) -> RefreshRecord:
     )
 
 
+class _Overrun(Exception):
+    """A call was ended by the watchdog (its socket was shut down)."""
+
+
+class _CommitFailed(Exception):
+    """The connection failed while committing: the write may have happened."""
+
+
+class _Call:
+    __slots__ = ("deadline", "fd", "killed")
+
+    def __init__(self, deadline: float, fd: int) -> None:
+        self.deadline = deadline
+        #: A duplicate of the connection's socket, so that what the watchdog
+        #: shuts down is that socket even if its first descriptor is closed
+        #: (and its number reused) meanwhile.
+        self.fd = fd
+        self.killed = False
+
+
+class _Watchdog:
+    """Ends database calls that run past ``limit`` seconds.
+
+    One thread per process, started on first use and asleep while no call is
+    running. A call costs a descriptor ``dup``/``close`` and two lock
+    acquisitions.
+    """
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self._pid = -1
+        self._closed = False
+        self._start_lock = threading.Lock()
+
+    def _start(self) -> None:
+        # Once per process: a thread does not survive fork(), and the lock and
+        # calls of the parent are not the child's.
+        self._lock = threading.Lock()
+        self._calls: set[_Call] = set()
+        self._wake = threading.Event()
+        thread = threading.Thread(
+            target=self._run, name="flask-signoff-sql-watchdog", daemon=True
+        )
+        thread.start()
+        self._pid = os.getpid()
+
+    @contextlib.contextmanager
+    def watch(self, conn: Connection) -> Iterator[None]:
+        """Shut ``conn``'s socket down if the block is still running at the
+        deadline; raise :class:`_Overrun` from the error that follows."""
+        fd = _socket_of(conn)
+        if fd is None or self._closed:
+            yield
+            return
+        if self._pid != os.getpid():
+            with self._start_lock:
+                if self._pid != os.getpid():
+                    self._start()
+        call = _Call(time.monotonic() + self.limit, os.dup(fd))
+        with self._lock:
+            self._calls.add(call)
+            if len(self._calls) == 1:
+                self._wake.set()
+        try:
+            yield
+        except exc.DBAPIError as e:
+            if call.killed:
+                raise _Overrun() from e
+            raise
+        finally:
+            with self._lock:
+                self._calls.discard(call)
+            os.close(call.fd)
+            if call.killed:
+                # Killed just as it finished, maybe: never reuse the socket.
+                conn.invalidate()
+
+    def _run(self) -> None:
+        while not self._closed:
+            with self._lock:
+                now = time.monotonic()
+                pending = []
+                for call in self._calls:
+                    if call.killed:
+                        continue
+                    if call.deadline <= now:
+                        call.killed = True
+                        _shutdown(call.fd)
+                    else:
+                        pending.append(call.deadline)
+                if not self._calls:
+                    self._wake.clear()
+            if not pending:
+                self._wake.wait()
+            else:
+                # Calls made meanwhile have later deadlines than these.
+                time.sleep(min(pending) - now)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._pid == os.getpid():
+            self._wake.set()
+
+
+def _socket_of(conn: Connection) -> int | None:
+    """The socket descriptor of a psycopg connection, else ``None``."""
+    pgconn = getattr(conn.connection.dbapi_connection, "pgconn", None)
+    if pgconn is None:
+        return None
+    try:
+        return int(pgconn.socket)
+    except Exception:  # closed or broken: nothing to watch
+        return None
+
+
+def _shutdown(fd: int) -> None:
+    sock = socket.socket(fileno=os.dup(fd))
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
 class SQLStore(Store):
     """Sessions and tokens in a SQL database through SQLAlchemy Core.
 
@@ -176,7 +325,9 @@ class SQLStore(Store):
     :param table_prefix: prefix of every table name, so several apps can share
         one database.
     :param timeout: seconds a call may wait: SQLite's busy timeout, PostgreSQL's
-        connect and statement timeouts, and the pool's checkout timeout.
+        connect and statement timeouts, and the pool's checkout timeout. On
+        PostgreSQL a call still running after ``1.5 * timeout`` is ended by a
+        watchdog (see the module's docstring).
     :param engine_options: extra keyword arguments for
         :func:`sqlalchemy.create_engine`.
     """
@@ -216,6 +367,9 @@ class SQLStore(Store):
             options["pool_pre_ping"] = False
         options.update(engine_options or {})
         self.engine: Engine = sa.create_engine(sa_url, **options)
+        self._watchdog: _Watchdog | None = None
+        if self.dialect == "postgresql":
+            self._watchdog = _Watchdog(1.5 * timeout)
         if self.dialect == "sqlite":
             self._configure_sqlite(self.engine)
         self.metadata, self.t = _tables(table_prefix)
@@ -243,41 +397,70 @@ class SQLStore(Store):
             conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     def _guard(self, fn: Callable[[], T]) -> T:
-        """Run ``fn``; turn a database outage into :class:`StoreUnavailable`."""
-        try:
-            if not self._schema_ready:
-                self.create_schema()
-            return fn()
-        except (
-            exc.OperationalError,
-            exc.InterfaceError,
-            exc.TimeoutError,
-            exc.DatabaseError,
-        ) as e:
-            if isinstance(e, (exc.IntegrityError, exc.ProgrammingError)):
-                raise StoreError(
-                    f"The session store ({self.dialect}) refused a statement: "
-                    f"{type(e.orig).__name__}"
-                ) from e
-            raise StoreUnavailable(
-                f"The session store ({self.dialect}) is unavailable: "
-                f"{type(e.orig if isinstance(e, exc.DBAPIError) else e).__name__}"
-            ) from e
-        except exc.DBAPIError as e:
-            raise StoreUnavailable(
-                f"The session store ({self.dialect}) failed: {type(e.orig).__name__}"
-            ) from e
+        """Run ``fn``; turn a database outage into :class:`StoreUnavailable`.
+
+        A call whose connection turns out dead (it died in the pool while the
+        server restarted) runs once more on a new connection, unless it was
+        committing (see the module's docstring).
+        """
+        for attempt in (1, 2):
+            try:
+                if not self._schema_ready:
+                    self.create_schema()
+                return fn()
+            except _Overrun as e:
+                raise StoreUnavailable(
+                    f"The session store ({self.dialect}) did not answer within "
+                    f"{self._watchdog.limit if self._watchdog else 0:g} s"
+                ) from e.__cause__
+            except _CommitFailed as e:
+                raise self._translate(cast(exc.DBAPIError, e.__cause__)) from (
+                    e.__cause__
+                )
+            except (exc.DBAPIError, exc.TimeoutError) as e:
+                if (
+                    attempt == 1
+                    and isinstance(e, exc.DBAPIError)
+                    and e.connection_invalidated
+                ):
+                    continue
+                raise self._translate(e) from e
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _translate(self, e: exc.DBAPIError | exc.TimeoutError) -> StoreError:
+        lost = isinstance(e, exc.DBAPIError) and e.connection_invalidated
+        if isinstance(e, (exc.IntegrityError, exc.ProgrammingError)) and not lost:
+            return StoreError(
+                f"The session store ({self.dialect}) refused a statement: "
+                f"{type(e.orig).__name__}"
+            )
+        cause = e.orig if isinstance(e, exc.DBAPIError) else e
+        return StoreUnavailable(
+            f"The session store ({self.dialect}) is unavailable: {type(cause).__name__}"
+        )
+
+    def _watched(self, conn: Connection) -> contextlib.AbstractContextManager[None]:
+        if self._watchdog is None:
+            return contextlib.nullcontext()
+        return self._watchdog.watch(conn)
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
+        with self.engine.connect() as conn, self._watched(conn):
             conn.execution_options(signoff_write=True)
-            with conn.begin():
-                yield conn
+            committing = False
+            try:
+                with conn.begin():
+                    yield conn
+                    committing = True
+            except exc.DBAPIError as e:
+                if committing:
+                    raise _CommitFailed() from e
+                raise
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
+        with self.engine.connect() as conn, self._watched(conn):
             yield conn
 
     def create_schema(self) -> None:
@@ -318,6 +501,8 @@ class SQLStore(Store):
         return sqlite_insert(table)
 
     def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.close()
         self.engine.dispose()
 
     # -- sessions ----------------------------------------------------------

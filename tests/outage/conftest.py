@@ -1,0 +1,40 @@
+"""Servers of our own for the outage tests, which stop and freeze them.
+
+The session-wide servers of ``tests/conftest.py`` are shared with the rest of
+the suite, so these tests start their own: a Redis that keeps its data on
+disk across a restart (append-only file, synced on every write) and a
+PostgreSQL cluster. Both are stopped at the end whatever happened, frozen or
+not.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+from tests.servers import PostgresServer, RedisServer, ServerMissing, missing, running
+
+#: ``SIGNOFF_STORE_TIMEOUT`` in these tests, in seconds.
+STORE_TIMEOUT = 1.0
+
+
+@pytest.fixture(scope="package")
+def outage_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    try:
+        server = RedisServer(str(tmp_path_factory.mktemp("redis")), persistent=True)
+    except ServerMissing as e:
+        missing(str(e))
+    with running(server):
+        yield server
+
+
+@pytest.fixture(scope="package")
+def outage_postgres() -> Iterator[PostgresServer]:
+    try:
+        server = PostgresServer(tempfile.mkdtemp(prefix="signoff-pg-"))
+    except ServerMissing as e:
+        missing(str(e))
+    with running(server):
+        yield server
