@@ -137,7 +137,8 @@ class Browser:
 def gunicorn_demo(store_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """The demo under gunicorn on a free port: its URL and its log folder."""
     port = free_port()
-    env = dict(os.environ)
+    # Only our settings: nothing from the caller's FLASK_* environment.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASK_")}
     env.update(
         PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
         SIGNOFF_DEMO_INSTANCE_PATH=str(tmp_path / "instance"),
@@ -148,7 +149,6 @@ def gunicorn_demo(store_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
         # Cheap password hashes: the test signs in a dozen times.
         FLASK_DEMO_ARGON2_PARAMETERS='{"time_cost": 1, "memory_cost": 1024}',
     )
-    env.pop("FLASK_DEBUG", None)
     command = [
         sys.executable, "-m", "gunicorn",
         "--workers", str(WORKERS),
