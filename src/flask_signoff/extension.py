@@ -320,11 +320,13 @@ class Signoff:
         else a redirect to the login view with ``next``; else 401.
         """
         user_unauthorized.send(current_app._get_current_object())  # type: ignore[attr-defined]
-        if self.unauthorized_callback is not None:
-            return self.unauthorized_callback()
         token_error = g.get("_signoff_token_error")
         if token_error is not None:
+            # A refused Bearer token gets its RFC 6750 answer, whatever the
+            # app's handler would do for a visitor who is simply signed out.
             return token_error_response(token_error)
+        if self.unauthorized_callback is not None:
+            return self.unauthorized_callback()
         state = get_state()
         if state.wants_json():
             response = current_app.json.response(
@@ -518,19 +520,16 @@ class Signoff:
 
         Call it after a password change (or any credential reset): other
         devices are signed out, every refresh family and access token issued
-        before now dies, and the current session moves to a new id. Returns
-        the number of other sessions ended.
+        before now dies, and the current session moves to a new id, fresh
+        (the password was just checked). Returns the number of other
+        sessions ended.
         """
-        from .utils import current_user
+        from .utils import confirm_login, current_user
 
-        user_id = self._user_id(user if user is not None else current_user)
-        current = self.current_session()
-        keep = (
-            current.key if current is not None and current.user_id == user_id else None
+        count = self.revoke_user(
+            user if user is not None else current_user, keep_current=True
         )
-        count = get_state().lifecycle.revoke_user(user_id, keep_key=keep)
-        if keep is not None:
-            self.rotate(reason="password")
+        confirm_login()
         return count
 
     # -- throttling of password checks ---------------------------------------
