@@ -285,6 +285,32 @@ def test_bearer_requests_need_no_token(client: FlaskClient) -> None:
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Basic dXNlcjpwYXNz",
+        'Digest username="user", realm="app", nonce="n", uri="/act"',
+        "Negotiate YIIBhgYGKwYBBQUCoIIBejCCAXag",
+        "NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAA",
+        "Bearer",
+    ],
+)
+def test_browser_sent_authorization_does_not_skip_the_checks(
+    app: Flask, authorization: str
+) -> None:
+    # Browsers attach HTTP authentication credentials by themselves, to a
+    # cross-site post as well: such a header proves nothing about the page.
+    client = signed_in(app)
+    response = client.post(
+        "/act",
+        headers={"Authorization": authorization, "Sec-Fetch-Site": "cross-site"},
+    )
+    assert response.status_code == 403
+    assert (
+        client.post("/act", headers={"Authorization": authorization}).status_code == 403
+    )
+
+
 def test_cookie_requests_always_need_one(app: Flask) -> None:
     client = signed_in(app)
     for method in ("POST", "PUT", "PATCH", "DELETE"):
