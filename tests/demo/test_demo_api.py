@@ -177,6 +177,37 @@ def test_api_logout_all_ends_sessions_and_tokens(
     assert bob.get("/api/me").status_code == 200
 
 
+def test_api_logout_all_acts_on_the_tokens_user_not_the_cookies(
+    app: Flask, tokens: Callable[..., Any], login: Callable[..., FlaskClient]
+) -> None:
+    # A shared browser: alice's session cookie rides along on bob's API call.
+    browser = login("alice")
+    alice_elsewhere = login("alice")
+    pair, bob_other = tokens("bob"), tokens("bob")
+    r = browser.post("/api/logout-all", headers=bearer(pair["access_token"]))
+    assert r.status_code == 204
+    # Bob is signed out everywhere, as the 204 says ...
+    assert me(app, pair["access_token"]).status_code == 401
+    assert me(app, bob_other["access_token"]).status_code == 401
+    assert refresh(app, bob_other["refresh_token"]).status_code == 400
+    # ... and alice, whom the header did not authenticate, is not.
+    assert browser.get("/api/me").json == {"user": "alice"}
+    assert alice_elsewhere.get("/api/me").status_code == 200
+
+
+def test_api_logout_leaves_the_cookie_session_alone(
+    app: Flask, tokens: Callable[..., Any], login: Callable[..., FlaskClient]
+) -> None:
+    browser = login("alice")
+    pair = tokens("alice")
+    r = browser.post("/api/logout", headers=bearer(pair["access_token"]))
+    assert r.status_code == 204
+    assert me(app, pair["access_token"]).status_code == 401
+    # Authenticated by the header alone: the browser's session is another
+    # sign-in, ended by its own sign-out.
+    assert browser.get("/api/me").json == {"user": "alice"}
+
+
 @pytest.mark.parametrize("path", ["/api/logout", "/api/logout-all"])
 def test_api_logout_needs_the_bearer_token(
     app: Flask, login: Callable[..., FlaskClient], path: str
