@@ -484,9 +484,14 @@ class Signoff:
         )
         current = self.current_session()
         if current is not None and current.key == record.key:
+            # Signed out here, as by logout_user: the data kept moves to a
+            # new id, without the tokens of the signed-in pages.
             sess = session._get_current_object()  # type: ignore[attr-defined]
             sess.record = None
+            sess.new_secret = None
             sess.drop_cookie = True
+            for key in AUTH_DATA_KEYS:
+                sess.pop(key, None)
         return True
 
     def revoke_other_sessions(self, user: t.Any | None = None) -> int:
