@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import typing as t
+import unicodedata
 from collections.abc import Callable
 
 from flask import (
@@ -543,7 +544,7 @@ class Signoff:
         settings = get_state().settings
         keys = []
         if settings.throttle_account_limit is not None:
-            name = hashlib.sha256(username.strip().lower().encode()).hexdigest()
+            name = hashlib.sha256(_account_name(username).encode()).hexdigest()
             keys.append((f"a:{name[:40]}", settings.throttle_account_limit))
         if ip is None and has_request_context():
             ip = request.remote_addr
@@ -619,6 +620,18 @@ class Signoff:
 
 #: Flask-Login's name for the extension.
 LoginManager = Signoff
+
+
+def _account_name(username: str) -> str:
+    """The form of a username that throttling counts under.
+
+    NFKC and case folding, without surrounding whitespace: every spelling an
+    app may take for one account (``ALICE``, ``alice`` in fullwidth letters,
+    ``straße``/``STRASSE``) shares one counter, so changing the spelling
+    does not buy another round of guesses.
+    """
+    folded = unicodedata.normalize("NFKC", username).casefold()
+    return unicodedata.normalize("NFKC", folded).strip()
 
 
 def _current_path() -> str:
