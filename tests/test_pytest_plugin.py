@@ -6,7 +6,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from apps import User, make_app
-
 from flask_signoff import FrozenClock
 
 
