@@ -401,7 +401,10 @@ class Signoff:
             token = bearer_token()
             if token is None:  # another scheme: the app's request_loader
                 return self._load_from_request()
-            claims = get_state().tokens.lifecycle.verify(token)
+            lifecycle = get_state().tokens.lifecycle_or_none()
+            if lifecycle is None:  # no key yet: nothing can be verified
+                raise InvalidToken("This app issues no access tokens.")
+            claims = lifecycle.verify(token)
         except TokenError as error:
             g._signoff_token_error = error
             return None

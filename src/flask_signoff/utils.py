@@ -202,39 +202,33 @@ def login_remembered() -> bool:
     return sess.record.user_id is not None and sess.record.remember
 
 
+def _protect(func: F, *, fresh: bool) -> F:
+    @functools.wraps(func)
+    def decorated_view(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        if request.method in EXEMPT_METHODS or current_app.config.get("LOGIN_DISABLED"):
+            pass
+        elif not current_user.is_authenticated:
+            return _manager().unauthorized()
+        elif fresh and not login_fresh():
+            return _manager().needs_refresh()
+        return current_app.ensure_sync(func)(*args, **kwargs)
+
+    return t.cast(F, decorated_view)
+
+
 def login_required(func: F) -> F:
     """Refuse anonymous requests to the view (``unauthorized()``).
 
     Works on async views too. ``LOGIN_DISABLED`` turns it off, and
     ``OPTIONS`` requests pass, as in Flask-Login.
     """
-
-    @functools.wraps(func)
-    def decorated_view(*args: t.Any, **kwargs: t.Any) -> t.Any:
-        if request.method in EXEMPT_METHODS or current_app.config.get("LOGIN_DISABLED"):
-            pass
-        elif not current_user.is_authenticated:
-            return _manager().unauthorized()
-        return current_app.ensure_sync(func)(*args, **kwargs)
-
-    return t.cast(F, decorated_view)
+    return _protect(func, fresh=False)
 
 
 def fresh_login_required(func: F) -> F:
     """Like :func:`login_required`, and the login must be fresh
     (else ``needs_refresh()``)."""
-
-    @functools.wraps(func)
-    def decorated_view(*args: t.Any, **kwargs: t.Any) -> t.Any:
-        if request.method in EXEMPT_METHODS or current_app.config.get("LOGIN_DISABLED"):
-            pass
-        elif not current_user.is_authenticated:
-            return _manager().unauthorized()
-        elif not login_fresh():
-            return _manager().needs_refresh()
-        return current_app.ensure_sync(func)(*args, **kwargs)
-
-    return t.cast(F, decorated_view)
+    return _protect(func, fresh=True)
 
 
 def set_login_view(login_view: str, blueprint: t.Any = None) -> None:
