@@ -285,6 +285,32 @@ def test_bearer_requests_need_no_token(client: FlaskClient) -> None:
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Basic dXNlcjpwYXNz",
+        'Digest username="user", realm="app", nonce="n", uri="/act"',
+        "Negotiate YIIBhgYGKwYBBQUCoIIBejCCAXag",
+        "NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAA",
+        "Bearer",
+    ],
+)
+def test_browser_sent_authorization_does_not_skip_the_checks(
+    app: Flask, authorization: str
+) -> None:
+    # Browsers attach HTTP authentication credentials by themselves, to a
+    # cross-site post as well: such a header proves nothing about the page.
+    client = signed_in(app)
+    response = client.post(
+        "/act",
+        headers={"Authorization": authorization, "Sec-Fetch-Site": "cross-site"},
+    )
+    assert response.status_code == 403
+    assert (
+        client.post("/act", headers={"Authorization": authorization}).status_code == 403
+    )
+
+
 def test_cookie_requests_always_need_one(app: Flask) -> None:
     client = signed_in(app)
     for method in ("POST", "PUT", "PATCH", "DELETE"):
@@ -386,3 +412,47 @@ def test_flask_wtf_coexists(tmp_path: Path) -> None:
         headers={"Sec-Fetch-Site": "cross-site"},
     )
     assert cross.status_code == 403
+
+
+@pytest.mark.skipif(not has_flask_wtf, reason="Flask-WTF is not installed")
+def test_revoking_the_current_session_drops_flask_wtf_token(tmp_path: Path) -> None:
+    from flask_wtf.csrf import CSRFProtect
+
+    from flask_signoff import Signoff, current_user, login_user
+
+    app = Flask(__name__, instance_path=str(tmp_path))
+    app.config.update(SECRET_KEY=SECRET, TESTING=True, SIGNOFF_CSRF_PROTECT=True)
+    CSRFProtect(app)
+    signoff = Signoff(app)
+    signoff.user_loader(User)
+
+    @app.get("/form")
+    def form() -> str:
+        return render_template_string("{{ csrf_token() }}")
+
+    @app.post("/login")
+    def login() -> str:
+        login_user(User("1"))
+        return "in"
+
+    @app.post("/revoke-here")
+    def revoke_here() -> str:
+        current = signoff.current_session()
+        assert current is not None
+        signoff.revoke_session(current_user, current.public_id)
+        return "signed out here"
+
+    @app.post("/act")
+    def act() -> str:
+        return "done"
+
+    client = app.test_client()
+    assert (
+        client.post("/login", data={"csrf_token": token_of(client)}).status_code == 200
+    )
+    signed_in_token = token_of(client)
+    response = client.post("/revoke-here", data={"csrf_token": signed_in_token})
+    assert response.status_code == 200
+    # Signed out, as by logout_user: the signed-in page's token is dead.
+    response = client.post("/act", data={"csrf_token": signed_in_token})
+    assert response.status_code in (400, 403)

@@ -76,6 +76,30 @@ def test_account_names_are_case_insensitive(throttled: Flask) -> None:
     assert attempt(client, "alice", PASSWORD, ip="10.0.0.8").status_code == 429
 
 
+@pytest.mark.parametrize(
+    "names",
+    [
+        # Compatibility forms: fullwidth letters, a ligature, a
+        # mathematical alphabet; what NFKC-normalising apps (Django's
+        # usernames, for one) treat as the same account.
+        ("\uff41\uff4c\uff49\uff43\uff45", "ALICE", "\U0001d44e\U0001d459ice"),
+        ("o\ufb03ce", "OFFICE", "Office"),
+        # Case folding beyond lower(): ß folds to ss, as in casefold().
+        ("stra\u00dfe", "STRASSE", "strasse"),
+        # Whitespace of any kind around the name.
+        ("\u3000alice\u00a0", "alice\t", "\u2003ALICE"),
+    ],
+)
+def test_account_names_are_normalised_before_counting(
+    throttled: Flask, names: tuple[str, str, str]
+) -> None:
+    client = throttled.test_client()
+    for i, name in enumerate(names):
+        assert attempt(client, name, "guess", ip=f"10.0.1.{i}").status_code == 401
+    for name in names:
+        assert attempt(client, name, "guess", ip="10.0.2.1").status_code == 429
+
+
 def test_address_limit_across_accounts(throttled: Flask) -> None:
     client = throttled.test_client()
     for i in range(5):

@@ -100,7 +100,6 @@ def create_app(test_config: Mapping[str, t.Any] | None = None) -> Flask:
     # visitor sent to the login page, and so a record in the store.
     signoff.login_message = None
     signoff.user_loader(users.get)
-    signoff.request_loader(api_tokens.load_user_from_bearer)
 
     @signoff.unauthorized_handler
     def unauthorized() -> Response:
@@ -175,9 +174,17 @@ def _add_views(app: Flask, signoff: Signoff, users: UserStore) -> None:
         return minimum <= len(password) <= MAX_PASSWORD
 
     def password_ok(form_field: str = "password") -> bool:
-        """The signed-in user's password, if the request brings it right."""
+        """The signed-in user's password, if the request brings it right.
+
+        Throttled like sign-in: a stolen session must not become a way to
+        guess the password.
+        """
         password = request.form.get(form_field, "")
-        return bool(password) and users.check_password(current_user, password)
+        signoff.check_throttle(current_user.username)
+        if password and users.check_password(current_user, password):
+            return True
+        signoff.record_failure(current_user.username)
+        return False
 
     app.add_template_filter(_iso, "iso")
     app.add_template_filter(_when, "when")
@@ -211,10 +218,12 @@ def _add_views(app: Flask, signoff: Signoff, users: UserStore) -> None:
             return render_template("login.html", next=next_url)
         username = request.form.get("username", "")
         password = request.form.get("password", "")
+        signoff.check_throttle(username)
         user = None
         if username and password and len(password) <= MAX_PASSWORD:
             user = users.authenticate(username, password)
         if user is None:
+            signoff.record_failure(username)
             error = "Wrong username or password."
             return render_template(
                 "login.html", error=error, username=username, next=next_url
@@ -294,8 +303,7 @@ def _add_views(app: Flask, signoff: Signoff, users: UserStore) -> None:
         users.set_password(user.id, new)
         # Every other session and token ends; this one moves to a new id
         # (and is fresh: the password was just checked).
-        signoff.revoke_user(user, keep_current=True)
-        confirm_login()
+        signoff.password_changed(user)
         return redirect(url_for("sessions"), 303)
 
     @app.get("/api/me")

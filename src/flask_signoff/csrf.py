@@ -21,9 +21,11 @@ Every protected request must also come from the app's own origin:
 ``Sec-Fetch-Site`` absent, ``same-origin`` or ``none``, and ``Origin`` absent,
 the app's own, or listed in ``SIGNOFF_TRUSTED_ORIGINS``.
 
-A request with an ``Authorization`` header is authenticated by that header
-alone (never by the cookie), and a browser cannot attach one cross-site
-without a CORS preflight, so it needs neither check.
+A request with an ``Authorization: Bearer`` header is authenticated by that
+header alone (never by the cookie), and a browser cannot attach one
+cross-site without a CORS preflight, so it needs neither check. Other
+schemes do not exempt a request: browsers send ``Basic``, ``Digest``,
+``Negotiate`` and ``NTLM`` credentials by themselves, cross-site too.
 
 Flask-WTF: if its ``CSRFProtect`` is set up on the app, its ``csrf_token``
 template global is left in place (ours is always ``signoff_csrf_token``), and
@@ -281,18 +283,31 @@ def check_same_origin() -> None:
 # -- protection ----------------------------------------------------------------
 
 
+def _bearer_request() -> bool:
+    """Whether the request carries ``Authorization: Bearer <token>``.
+
+    Only a Bearer token counts: browsers keep HTTP authentication credentials
+    (``Basic``, ``Digest``, ``Negotiate``, ``NTLM``) and send them by
+    themselves, on a post that another site's page makes as well.
+    """
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.strip().partition(" ")
+    return scheme.lower() == "bearer" and bool(value.strip())
+
+
 def _needs_check() -> bool:
-    # The header alone authenticates such a request (never the cookie), and a
-    # cross-site page cannot add it without a CORS preflight.
-    return request.method not in SAFE_METHODS and "Authorization" not in request.headers
+    # A Bearer token alone authenticates such a request (never the cookie),
+    # and a cross-site page cannot add it without a CORS preflight.
+    return request.method not in SAFE_METHODS and not _bearer_request()
 
 
 def protect() -> None:
     """Check the current request now: origin first, then the token.
 
-    Does nothing for safe methods and for requests with an ``Authorization``
-    header. Raises a :class:`~flask_signoff.exceptions.RequestRefused`
-    subclass otherwise, which the extension answers with 403.
+    Does nothing for safe methods and for requests with an
+    ``Authorization: Bearer`` header. Raises a
+    :class:`~flask_signoff.exceptions.RequestRefused` subclass otherwise,
+    which the extension answers with 403.
     """
     if g.get("_signoff_csrf_checked") or not _needs_check():
         return

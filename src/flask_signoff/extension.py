@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import typing as t
+import unicodedata
 from collections.abc import Callable
 
 from flask import (
@@ -320,11 +321,13 @@ class Signoff:
         else a redirect to the login view with ``next``; else 401.
         """
         user_unauthorized.send(current_app._get_current_object())  # type: ignore[attr-defined]
-        if self.unauthorized_callback is not None:
-            return self.unauthorized_callback()
         token_error = g.get("_signoff_token_error")
         if token_error is not None:
+            # A refused Bearer token gets its RFC 6750 answer, whatever the
+            # app's handler would do for a visitor who is simply signed out.
             return token_error_response(token_error)
+        if self.unauthorized_callback is not None:
+            return self.unauthorized_callback()
         state = get_state()
         if state.wants_json():
             response = current_app.json.response(
@@ -398,7 +401,10 @@ class Signoff:
             token = bearer_token()
             if token is None:  # another scheme: the app's request_loader
                 return self._load_from_request()
-            claims = get_state().tokens.lifecycle.verify(token)
+            lifecycle = get_state().tokens.lifecycle_or_none()
+            if lifecycle is None:  # no key yet: nothing can be verified
+                raise InvalidToken("This app issues no access tokens.")
+            claims = lifecycle.verify(token)
         except TokenError as error:
             g._signoff_token_error = error
             return None
@@ -482,9 +488,14 @@ class Signoff:
         )
         current = self.current_session()
         if current is not None and current.key == record.key:
+            # Signed out here, as by logout_user: the data kept moves to a
+            # new id, without the tokens of the signed-in pages.
             sess = session._get_current_object()  # type: ignore[attr-defined]
             sess.record = None
+            sess.new_secret = None
             sess.drop_cookie = True
+            for key in AUTH_DATA_KEYS:
+                sess.pop(key, None)
         return True
 
     def revoke_other_sessions(self, user: t.Any | None = None) -> int:
@@ -518,19 +529,16 @@ class Signoff:
 
         Call it after a password change (or any credential reset): other
         devices are signed out, every refresh family and access token issued
-        before now dies, and the current session moves to a new id. Returns
-        the number of other sessions ended.
+        before now dies, and the current session moves to a new id, fresh
+        (the password was just checked). Returns the number of other
+        sessions ended.
         """
-        from .utils import current_user
+        from .utils import confirm_login, current_user
 
-        user_id = self._user_id(user if user is not None else current_user)
-        current = self.current_session()
-        keep = (
-            current.key if current is not None and current.user_id == user_id else None
+        count = self.revoke_user(
+            user if user is not None else current_user, keep_current=True
         )
-        count = get_state().lifecycle.revoke_user(user_id, keep_key=keep)
-        if keep is not None:
-            self.rotate(reason="password")
+        confirm_login()
         return count
 
     # -- throttling of password checks ---------------------------------------
@@ -539,7 +547,7 @@ class Signoff:
         settings = get_state().settings
         keys = []
         if settings.throttle_account_limit is not None:
-            name = hashlib.sha256(username.strip().lower().encode()).hexdigest()
+            name = hashlib.sha256(_account_name(username).encode()).hexdigest()
             keys.append((f"a:{name[:40]}", settings.throttle_account_limit))
         if ip is None and has_request_context():
             ip = request.remote_addr
@@ -615,6 +623,18 @@ class Signoff:
 
 #: Flask-Login's name for the extension.
 LoginManager = Signoff
+
+
+def _account_name(username: str) -> str:
+    """The form of a username that throttling counts under.
+
+    NFKC and case folding, without surrounding whitespace: every spelling an
+    app may take for one account (``ALICE``, ``alice`` in fullwidth letters,
+    ``straße``/``STRASSE``) shares one counter, so changing the spelling
+    does not buy another round of guesses.
+    """
+    folded = unicodedata.normalize("NFKC", username).casefold()
+    return unicodedata.normalize("NFKC", folded).strip()
 
 
 def _current_path() -> str:

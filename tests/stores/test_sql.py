@@ -1,13 +1,15 @@
-"""SQL-only guarantees: schema creation races (SQLite file, PostgreSQL), and
-which calls run again on a new connection when theirs turns out dead."""
+"""SQL-only guarantees: schema creation races (SQLite file, PostgreSQL),
+rotation racing sign-outs, and which calls run again on a new connection
+when theirs turns out dead."""
 
 from __future__ import annotations
 
 import itertools
 import multiprocessing
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from flask_signoff.core.sessions import SessionLifecycle, SessionPolicy
 from flask_signoff.exceptions import StoreUnavailable
 from flask_signoff.stores.sql import SQLStore
 from tests.servers import PostgresServer
-from tests.stores.test_conformance import concurrently
+from tests.stores.test_conformance import concurrently, make_session
 
 _counter = itertools.count()
 
@@ -60,6 +62,89 @@ def test_processes_creating_the_schema_at_once_all_come_up(empty_db: str) -> Non
     with ctx.Pool(4) as pool:
         results = pool.starmap(_worker, [(empty_db, start_at)] * 4)
     assert sorted(results) == [1, 2, 3, 4]
+
+
+def _paused_rotation(
+    store: SQLStore, old: SessionRecord, action: Callable[[], object]
+) -> tuple[SessionRecord, dict[str, object]]:
+    """Rotate ``old`` to a new id while ``action`` runs in another thread.
+
+    The rotation stops right after deleting the old row, before inserting
+    the new one; ``action`` starts then, and the rotation goes on half a
+    second later (the action waits for it, or already did its work).
+    """
+    new = make_session(time.time(), public_id=old.public_id, created_at=old.created_at)
+    deleted, release = threading.Event(), threading.Event()
+
+    def pause(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if (
+            threading.current_thread().name == "rotation"
+            and statement.lstrip()[:6].upper() == "DELETE"
+        ):
+            deleted.set()
+            release.wait(5)
+
+    event.listen(store.engine, "after_cursor_execute", pause)
+    results: dict[str, object] = {}
+
+    def rotate() -> None:
+        results["rotated"] = store.rotate_session(old.key, new, require_old=True)
+
+    def other() -> None:
+        results["action"] = action()
+
+    rotation = threading.Thread(target=rotate, name="rotation")
+    try:
+        rotation.start()
+        assert deleted.wait(5)
+        racer = threading.Thread(target=other)
+        racer.start()
+        time.sleep(0.5)
+    finally:
+        release.set()
+        rotation.join(10)
+    racer.join(10)
+    event.remove(store.engine, "after_cursor_execute", pause)
+    return new, results
+
+
+@pytest.fixture
+def sql_store(empty_db: str) -> Iterator[SQLStore]:
+    store = SQLStore(empty_db)
+    store.create_schema()
+    yield store
+    store.close()
+
+
+def test_a_rotation_never_outlives_a_sign_out_everywhere(sql_store: SQLStore) -> None:
+    # A remembered session coming back (rotated as it is opened) while the
+    # user signs out everywhere on another device: no session may survive.
+    old = make_session(time.time())
+    sql_store.create_session(old)
+    new, results = _paused_rotation(
+        sql_store, old, lambda: sql_store.delete_user_sessions("alice")
+    )
+    assert results == {"rotated": True, "action": 1}
+    assert sql_store.get_session(new.key) is None
+    assert sql_store.list_sessions("alice", time.time()) == []
+
+
+def test_a_rotation_never_outlives_the_revocation_of_its_session(
+    sql_store: SQLStore,
+) -> None:
+    # "Sign out that device" while that device's session is being rotated:
+    # reported done, so the session must be gone under its new id too.
+    old = make_session(time.time())
+    sql_store.create_session(old)
+    new, results = _paused_rotation(
+        sql_store,
+        old,
+        lambda: sql_store.delete_session_by_public_id("alice", old.public_id),
+    )
+    assert results["rotated"] is True
+    assert results["action"] is not None
+    assert sql_store.get_session(new.key) is None
+    assert sql_store.list_sessions("alice", time.time()) == []
 
 
 # -- a dead connection: retried when that is safe ------------------------------

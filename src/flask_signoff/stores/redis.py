@@ -67,8 +67,11 @@ Failures
 Socket connect and read timeouts are ``timeout`` seconds. Commands are not
 retried by the client: retrying a write after a timeout could apply it twice
 (spend a refresh token twice, bump an epoch twice). Any connection, timeout or
-cluster-state error becomes :class:`~flask_signoff.exceptions.StoreUnavailable`;
-any other Redis error :class:`~flask_signoff.exceptions.StoreError`.
+cluster-state error, and the replies of a server that is up but refuses
+writes (``OOM`` at ``maxmemory`` under ``noeviction``, ``MISCONF``,
+``NOREPLICAS``, ``BUSY``, ``READONLY``), becomes
+:class:`~flask_signoff.exceptions.StoreUnavailable`; any other Redis error
+:class:`~flask_signoff.exceptions.StoreError`.
 """
 
 from __future__ import annotations
@@ -107,9 +110,16 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     rexc.ClusterDownError,
     rexc.TryAgainError,
     rexc.ReadOnlyError,
+    rexc.OutOfMemoryError,
     rexc.RedisClusterException,
     OSError,
 )
+
+#: Error replies of a server that is up but not serving writes: failing to
+#: persist (``stop-writes-on-bgsave-error``), short of replicas
+#: (``min-replicas-to-write``), busy running a script, or without its master.
+#: redis-py has no class for them; they are plain ``ResponseError``.
+_UNAVAILABLE_REPLIES = ("MISCONF ", "NOREPLICAS ", "BUSY ", "MASTERDOWN ")
 
 #: URL schemes of a Redis Cluster, and what redis-py calls them.
 _CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
@@ -529,6 +539,13 @@ class RedisStore(Store):
                 f"The session store (Redis) is unavailable: {type(e).__name__}"
             ) from e
         except rexc.RedisError as e:
+            if isinstance(e, rexc.ResponseError) and str(e).startswith(
+                _UNAVAILABLE_REPLIES
+            ):
+                raise StoreUnavailable(
+                    "The session store (Redis) is not serving: "
+                    f"{str(e).partition(' ')[0]}"
+                ) from e
             raise StoreError(f"The session store (Redis) failed: {e}") from e
 
     def _script(self, name: str, body: str) -> Script:

@@ -7,6 +7,13 @@ conditional statements or short transactions:
   save racing a sign-out finds no row and writes nothing;
 - rotation: ``DELETE`` of the old key then ``INSERT`` of the new one in one
   transaction, the insert only if the delete found the row (when required);
+- a user's sessions are inserted and deleted (sign-in, rotation, sign-out
+  everywhere, revocation by public id) under one per-user lock: ``BEGIN
+  IMMEDIATE`` on SQLite, a transaction-scoped advisory lock on PostgreSQL.
+  Without it a rotation committing while a sign-out everywhere runs on
+  PostgreSQL would leave the new row alive: the ``DELETE`` waits for the old
+  row's lock, then finds it gone, and never sees the row inserted after its
+  snapshot;
 - spending a refresh token: ``UPDATE ... SET spent_at WHERE spent_at IS NULL``
   (compare-and-set), and its family must still exist;
 - epochs: ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``.
@@ -46,6 +53,7 @@ second wait would only double the first.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import socket
 import threading
@@ -375,6 +383,7 @@ class SQLStore(Store):
         self.metadata, self.t = _tables(table_prefix)
         #: Advisory lock key that serialises schema creation (PostgreSQL).
         self._schema_lock = zlib.crc32(f"flask-signoff:schema:{table_prefix}".encode())
+        self._table_prefix = table_prefix
         self._schema_ready = False
         self._create_schema = create_schema
 
@@ -463,6 +472,22 @@ class SQLStore(Store):
         with self.engine.connect() as conn, self._watched(conn):
             yield conn
 
+    def _lock_user(self, conn: Connection, user_id: str | None) -> None:
+        """Hold the user's lock until ``conn``'s transaction ends.
+
+        On SQLite ``BEGIN IMMEDIATE`` already lets one writer at a time in.
+        On PostgreSQL a transaction-scoped advisory lock; statements after it
+        take their snapshot once the lock is held, so they see every row the
+        previous holder committed.
+        """
+        if user_id is None or self.dialect != "postgresql":
+            return
+        digest = hashlib.sha256(
+            f"flask-signoff:user:{self._table_prefix}:{user_id}".encode()
+        ).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+
     def create_schema(self) -> None:
         """Create the tables if they are missing; safe to race.
 
@@ -536,6 +561,7 @@ class SQLStore(Store):
     ) -> None:
         def run() -> None:
             with self._write() as conn:
+                self._lock_user(conn, record.user_id)
                 self._insert_session(conn, record, max_per_user)
 
         self._guard(run)
@@ -582,6 +608,7 @@ class SQLStore(Store):
 
         def run() -> bool:
             with self._write() as conn:
+                self._lock_user(conn, new.user_id)
                 gone = 0
                 if old_key is not None:
                     gone = conn.execute(sa.delete(s).where(s.c.key == old_key)).rowcount
@@ -623,6 +650,7 @@ class SQLStore(Store):
 
         def run() -> SessionRecord | None:
             with self._write() as conn:
+                self._lock_user(conn, user_id)
                 row = conn.execute(sa.select(s).where(*where)).first()
                 if row is None:
                     return None
@@ -639,6 +667,7 @@ class SQLStore(Store):
 
         def run() -> int:
             with self._write() as conn:
+                self._lock_user(conn, user_id)
                 return conn.execute(stmt).rowcount
 
         return self._guard(run)
