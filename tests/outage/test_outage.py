@@ -346,9 +346,12 @@ def judge(
     during = [r for r in results if {r["phase_sent"], r["phase_answered"]} <= down]
     in_fault = [r for r in results if r["phase_sent"] in down]
     statuses: dict[str, int] = {}
+    by_kind: dict[str, dict[str, int]] = {}
     for r in results:
         key = str(r["status"])
         statuses[key] = statuses.get(key, 0) + 1
+        kind = by_kind.setdefault(r["kind"], {})
+        kind[key] = kind.get(key, 0) + 1
     failures = []
     for r in results:
         status, phases = r["status"], {r["phase_sent"], r["phase_answered"]}
@@ -375,6 +378,7 @@ def judge(
             for r in results
         ),
         "statuses": statuses,
+        "by_kind": by_kind,
         "no_answer": sum(r["status"] is None for r in results),
         "wrong_200": sum(
             r["status"] is not None and 200 <= r["status"] < 400 for r in during
