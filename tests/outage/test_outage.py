@@ -65,7 +65,7 @@ FAULTS = {"hang": 4.0, "stop_start": 2.0}
 #: Longest a request may hold a worker during a fault: one store call ends
 #: within 1.5 x the timeout (PostgreSQL's watchdog; Redis's socket timeout
 #: is 1 x), a new PostgreSQL connection gives up after 2 s (psycopg's floor).
-SERVER_BOUND = max(1.5 * STORE_TIMEOUT, 2.0) + 0.5
+SERVER_BOUND = max(1.5 * STORE_TIMEOUT, 2.0) + 1.0
 #: The same seen from the client, which may wait for a busy worker first.
 CLIENT_BOUND = SERVER_BOUND * -(-THREADS // WORKERS) + 1.0
 
