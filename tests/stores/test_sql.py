@@ -6,20 +6,23 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import socket
 import sqlite3
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 
 from flask_signoff.core.records import SessionRecord
 from flask_signoff.core.sessions import SessionLifecycle, SessionPolicy
 from flask_signoff.exceptions import StoreUnavailable
-from flask_signoff.stores.sql import SQLStore
+from flask_signoff.stores.sql import SQLStore, _Overrun, _Watchdog
 from tests.servers import PostgresServer
 from tests.stores.test_conformance import concurrently, make_session
 
@@ -261,3 +264,77 @@ def test_a_second_dead_connection_is_an_outage(
     with pytest.raises(StoreUnavailable):
         faulty.get_session(record.key)
     assert faults.statements == ["SELECT", "SELECT"]
+
+
+# -- the watchdog that ends calls to a frozen server -----------------------------
+
+
+class _FakeConnection:
+    """What the watchdog sees of a SQLAlchemy connection to psycopg."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        pgconn = types.SimpleNamespace(socket=sock.fileno())
+        self.connection = types.SimpleNamespace(
+            dbapi_connection=types.SimpleNamespace(pgconn=pgconn)
+        )
+        self.invalidated = False
+
+    def invalidate(self) -> None:
+        self.invalidated = True
+
+
+def _wait_for_answer(sock: socket.socket) -> bytes:
+    """Block as a driver waiting for its server; a closed socket is an error."""
+    data = sock.recv(16)
+    if not data:
+        raise OperationalError("SELECT 1", None, ConnectionResetError())
+    return data
+
+
+def test_the_watchdog_ends_a_call_that_overruns_and_spares_the_others() -> None:
+    watchdog = _Watchdog(0.3)
+    slow_client, slow_server = socket.socketpair()
+    fast_client, fast_server = socket.socketpair()
+    slow, fast = _FakeConnection(slow_client), _FakeConnection(fast_client)
+    try:
+        start = time.monotonic()
+        with pytest.raises(_Overrun), watchdog.watch(slow):  # type: ignore[arg-type]
+            _wait_for_answer(slow_client)
+        assert 0.3 <= time.monotonic() - start < 1.0
+        assert slow.invalidated
+        # A call that gets its answer in time is left alone, and so is its
+        # connection, whatever the watchdog does meanwhile.
+        fast_server.sendall(b"answer")
+        with watchdog.watch(fast):  # type: ignore[arg-type]
+            assert _wait_for_answer(fast_client) == b"answer"
+        time.sleep(0.4)
+        assert not fast.invalidated
+        fast_server.sendall(b"still open")
+        assert fast_client.recv(16) == b"still open"
+    finally:
+        watchdog.close()
+        for s in (slow_client, slow_server, fast_client, fast_server):
+            s.close()
+
+
+def test_the_watchdog_sleeps_once_nothing_is_left_to_end() -> None:
+    watchdog = _Watchdog(0.1)
+    client, server = socket.socketpair()
+    conn = _FakeConnection(client)
+    try:
+        with watchdog.watch(conn):  # type: ignore[arg-type]
+            time.sleep(0.3)  # killed at 0.1 s, still running: no busy loop
+            assert watchdog._idle
+        assert conn.invalidated
+        # A new call wakes it up again.
+        other_client, other_server = socket.socketpair()
+        with other_client, other_server:
+            other = _FakeConnection(other_client)
+            start = time.monotonic()
+            with pytest.raises(_Overrun), watchdog.watch(other):  # type: ignore[arg-type]
+                _wait_for_answer(other_client)
+            assert time.monotonic() - start < 0.5
+    finally:
+        watchdog.close()
+        client.close()
+        server.close()

@@ -241,6 +241,8 @@ class _Watchdog:
         self._lock = threading.Lock()
         self._calls: set[_Call] = set()
         self._wake = threading.Event()
+        #: The thread waits for ``_wake``: no call it must end is running.
+        self._idle = False
         thread = threading.Thread(
             target=self._run, name="flask-signoff-sql-watchdog", daemon=True
         )
@@ -262,7 +264,8 @@ class _Watchdog:
         call = _Call(time.monotonic() + self.limit, os.dup(fd))
         with self._lock:
             self._calls.add(call)
-            if len(self._calls) == 1:
+            if self._idle:
+                self._idle = False
                 self._wake.set()
         try:
             yield
@@ -291,7 +294,8 @@ class _Watchdog:
                         _shutdown(call.fd)
                     else:
                         pending.append(call.deadline)
-                if not self._calls:
+                if not pending:
+                    self._idle = True
                     self._wake.clear()
             if not pending:
                 self._wake.wait()
