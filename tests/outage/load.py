@@ -127,16 +127,13 @@ def run(
 
     def worker(number: int) -> None:
         mine: list[dict[str, t.Any]] = []
+        gets = 0
         for i in range(max_requests):
             if stop.is_set() or time.monotonic() > deadline:
                 break
             target = targets[(number + i) % len(targets)]
             device = target["devices"][i % len(target["devices"])]
             other = target["devices"][(i + 1) % len(target["devices"])]
-            kinds = ["home", "me", "sessions"]
-            if target["bearer"]:
-                kinds.append("bearer")
-            kind = kinds[(i // len(targets)) % len(kinds)]
             post = False
             if i % 2:
                 # Every other request signs out or revokes, if it may.
@@ -144,7 +141,15 @@ def run(
                     if phase.value == PHASE_DOWN:
                         posts_in_flight.value += 1
                         post = True
-                        kind = ("logout", "revoke")[(i // 2) % 2]
+                        kind = ("logout", "revoke")[(i // 2 + number) % 2]
+            if not post:
+                # The threads start on different kinds, so that even the few
+                # requests a frozen store lets through cover every kind.
+                kinds = ["home", "me", "sessions"]
+                if target["bearer"]:
+                    kinds.append("bearer")
+                kind = kinds[(gets + number) % len(kinds)]
+                gets += 1
             headers = {"X-Load-Id": f"{number}-{i}"}
             body = None
             if kind == "bearer":
