@@ -31,7 +31,7 @@ import time
 import weakref
 import zlib
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc
@@ -279,6 +279,11 @@ class SQLStore(Store):
         self._fast_generation = 0
         if self._fast_sqlite:
             _FAST_STORES.add(self)
+        # On PostgreSQL: a pooled connection used directly, in autocommit for
+        # the one SELECT, so there is no BEGIN and no ROLLBACK round trip.
+        self._fast_psycopg = (
+            self.dialect == "postgresql" and sa_url.get_driver_name() == "psycopg"
+        )
         #: Advisory lock key that serialises schema creation (PostgreSQL).
         self._schema_lock = zlib.crc32(f"flask-signoff:schema:{table_prefix}".encode())
         self._schema_ready = False
@@ -432,9 +437,42 @@ class SQLStore(Store):
 
     # -- sessions ----------------------------------------------------------
 
+    def _psycopg_get_session(self, key: str) -> SessionRecord | None:
+        dbapi = self.engine.dialect.loaded_dbapi
+
+        def run() -> tuple[Any, ...] | None:
+            raw = self.engine.raw_connection()
+            try:
+                conn = raw.driver_connection
+                assert conn is not None
+                conn.autocommit = True
+                try:
+                    cursor = conn.execute(self._get_sql, {"key": key}, prepare=True)
+                    return cast("tuple[Any, ...] | None", cursor.fetchone())
+                finally:
+                    conn.autocommit = False
+            except dbapi.Error as e:
+                raw.invalidate(e)
+                if isinstance(e, (dbapi.IntegrityError, dbapi.ProgrammingError)):
+                    raise StoreError(
+                        f"The session store ({self.dialect}) refused a statement: "
+                        f"{type(e).__name__}"
+                    ) from e
+                raise StoreUnavailable(
+                    f"The session store ({self.dialect}) is unavailable: "
+                    f"{type(e).__name__}"
+                ) from e
+            finally:
+                raw.close()
+
+        row = self._guard(run)
+        return None if row is None else _session_from_tuple(row)
+
     def get_session(self, key: str) -> SessionRecord | None:
         if self._fast_sqlite:
             return self._sqlite_get_session(key)
+        if self._fast_psycopg:
+            return self._psycopg_get_session(key)
         s = self.t["sessions"]
 
         def run() -> SessionRecord | None:
