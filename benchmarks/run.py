@@ -445,8 +445,15 @@ def phase_scale(ctx: Context) -> dict[str, t.Any]:
         row["load_s"] = load_s
         row["bytes_per_session"] = (sizes["large"] - sizes["small"]) / (large - small)
         if kind in ("sqlite", "postgres"):
+            vacuum = None
+            if kind == "postgres":
+                pg = ctx.found["postgres"]
+
+                def vacuum(table: str, pg: t.Any = pg) -> None:
+                    pg.execute(f"VACUUM ANALYZE {table}", dbname="scale")
+
             row["purge"] = scale.purge_with_concurrent_gets(
-                app, url, headers, alice_key, time_cap=ctx.purge_cap
+                app, url, headers, alice_key, time_cap=ctx.purge_cap, vacuum=vacuum
             )
             ctx.progress(f"purge {kind}: {row['purge']['purge_s']:.1f} s")
         store.close()

@@ -76,6 +76,8 @@ def load_postgres(app: Flask, records: list[SessionRecord]) -> None:
     try:
         conn = raw.driver_connection
         with conn.cursor() as cur:
+            # The store's statement timeout is for requests, not bulk loads.
+            cur.execute("SET LOCAL statement_timeout = 0")
             with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
                 for r in records:
                     copy.write_row(tuple(_session_values(r).values()))
@@ -203,7 +205,12 @@ def _get_loop(url: str, headers: dict[str, str], stop: t.Any, out: t.Any) -> Non
 
 
 def purge_with_concurrent_gets(
-    app: Flask, url: str, headers: dict[str, str], keep_key: str, time_cap: float
+    app: Flask,
+    url: str,
+    headers: dict[str, str],
+    keep_key: str,
+    time_cap: float,
+    vacuum: t.Callable[[str], t.Any] | None = None,
 ) -> dict[str, float]:
     """Expire every session but ``keep_key``, then purge them in batches while
     another process does authenticated GETs; the longest GET is the stall."""
@@ -212,14 +219,13 @@ def purge_with_concurrent_gets(
     store = app.extensions["signoff"].store
     s = store.t["sessions"]
     with store.engine.begin() as conn:
+        if store.dialect == "postgresql":
+            conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
         expired = conn.execute(
             sa.update(s).where(s.c.key != keep_key).values(drop_at=1.0)
         ).rowcount
-    if store.dialect == "postgresql":
-        with store.engine.connect().execution_options(
-            isolation_level="AUTOCOMMIT"
-        ) as conn:
-            conn.execute(sa.text(f"VACUUM ANALYZE {s.name}"))
+    if vacuum is not None:
+        vacuum(s.name)
     ctx = multiprocessing.get_context("spawn")
     stop = ctx.Event()
     out = ctx.Queue()
