@@ -315,11 +315,10 @@ def phase_cycle(ctx: Context) -> dict[str, t.Any]:
 def phase_http(ctx: Context) -> dict[str, t.Any] | None:
     import json
 
-    from tests.servers import free_port
-
     from benchmarks import over_http as http
     from benchmarks import report
     from benchmarks.contenders import BY_NAME
+    from tests.servers import free_port
 
     if http.wrk_path() is None:
         ctx.notes.append(

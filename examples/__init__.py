@@ -1,0 +1,1 @@
+"""Example applications of Flask-Signoff (``examples.demo`` is the reference app)."""

@@ -8,6 +8,11 @@ The public API is Flask-Login's, so migrating is an import change::
 from __future__ import annotations
 
 from .core.clock import FrozenClock as FrozenClock
+from .csrf import csrf_exempt as csrf_exempt
+from .csrf import csrf_protect as csrf_protect
+from .csrf import generate_csrf as generate_csrf
+from .csrf import validate_csrf as validate_csrf
+from .devices import device_label as device_label
 from .exceptions import ConfigError as ConfigError
 from .exceptions import CrossSiteRequest as CrossSiteRequest
 from .exceptions import CSRFError as CSRFError
@@ -22,6 +27,7 @@ from .exceptions import StoreUnavailable as StoreUnavailable
 from .exceptions import TokenError as TokenError
 from .exceptions import TokenExpired as TokenExpired
 from .exceptions import TokenRevoked as TokenRevoked
+from .exceptions import TooManyAttempts as TooManyAttempts
 from .extension import AUTH_HEADER_NAME as AUTH_HEADER_NAME
 from .extension import ID_ATTRIBUTE as ID_ATTRIBUTE
 from .extension import LOGIN_MESSAGE as LOGIN_MESSAGE
@@ -60,6 +66,8 @@ from .utils import logout_user as logout_user
 from .utils import make_next_param as make_next_param
 from .utils import safe_redirect_target as safe_redirect_target
 from .utils import set_login_view as set_login_view
+from .views import logout_blueprint as logout_blueprint
+from .views import logout_response as logout_response
 
 __version__ = "0.1.0.dev0"
 
@@ -89,19 +97,26 @@ __all__ = [
     "TokenError",
     "TokenExpired",
     "TokenRevoked",
+    "TooManyAttempts",
     "UserMixin",
     "__version__",
     "confirm_login",
+    "csrf_exempt",
+    "csrf_protect",
     "current_user",
     "decode_cookie",
+    "device_label",
     "encode_cookie",
     "fresh_login_required",
+    "generate_csrf",
     "is_safe_redirect",
     "login_fresh",
     "login_remembered",
     "login_required",
     "login_url",
     "login_user",
+    "logout_blueprint",
+    "logout_response",
     "logout_user",
     "make_next_param",
     "safe_redirect_target",
@@ -118,4 +133,5 @@ __all__ = [
     "user_needs_refresh",
     "user_signed_out_everywhere",
     "user_unauthorized",
+    "validate_csrf",
 ]

@@ -43,6 +43,9 @@ DEFAULTS: dict[str, Any] = {
     "SIGNOFF_JWT_PUBLIC_KEYS": [],
     "SIGNOFF_LOGOUT_REDIRECT": "/",
     "SIGNOFF_CSRF_PROTECT": False,
+    "SIGNOFF_THROTTLE_ACCOUNT_LIMIT": 10,
+    "SIGNOFF_THROTTLE_IP_LIMIT": 100,
+    "SIGNOFF_THROTTLE_WINDOW": dt.timedelta(minutes=5),
 }
 
 
@@ -152,6 +155,9 @@ class Settings:
     jwt_audience: str
     logout_redirect: str
     csrf_protect: bool
+    throttle_account_limit: int | None
+    throttle_ip_limit: int | None
+    throttle_window: float
 
     @classmethod
     def from_config(
@@ -192,4 +198,9 @@ class Settings:
             jwt_audience=optional_str(config, "SIGNOFF_JWT_AUDIENCE") or import_name,
             logout_redirect=logout_redirect,
             csrf_protect=boolean(config, "SIGNOFF_CSRF_PROTECT"),
+            throttle_account_limit=optional_int(
+                config, "SIGNOFF_THROTTLE_ACCOUNT_LIMIT"
+            ),
+            throttle_ip_limit=optional_int(config, "SIGNOFF_THROTTLE_IP_LIMIT"),
+            throttle_window=duration(config, "SIGNOFF_THROTTLE_WINDOW"),
         )

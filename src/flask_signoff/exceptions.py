@@ -17,7 +17,8 @@ This module never imports Flask, so the framework-free core can raise them too.
     │       └── RefreshTokenReused  a spent refresh token came back
     └── RequestRefused              a state-changing request was refused (403)
         ├── CSRFError               missing or wrong CSRF token
-        └── CrossSiteRequest        Sec-Fetch-Site / Origin say cross-site
+        ├── CrossSiteRequest        Sec-Fetch-Site / Origin say cross-site
+        └── TooManyAttempts         too many failed sign-ins (429)
 """
 
 from __future__ import annotations
@@ -115,3 +116,18 @@ class CSRFError(RequestRefused):
 
 class CrossSiteRequest(RequestRefused):
     """Raised when ``Sec-Fetch-Site`` or ``Origin`` show a cross-site request."""
+
+
+class TooManyAttempts(RequestRefused):
+    """Raised when failed sign-ins for an account or an address hit the limit.
+
+    :attr:`retry_after` is the number of seconds until the window ends.
+    """
+
+    status_code = 429
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = max(1, int(retry_after + 0.999))
+        super().__init__(
+            f"Too many failed attempts. Try again in {self.retry_after} seconds."
+        )

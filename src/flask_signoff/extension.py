@@ -8,9 +8,11 @@ everything per app lives in ``app.extensions["signoff"]``
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import typing as t
+import unicodedata
 from collections.abc import Callable
 
 from flask import (
@@ -32,7 +34,7 @@ from .core.records import SessionRecord
 from .core.sessions import SessionLifecycle, SessionPolicy
 from .core.store import Store
 from .core.tokens import RevokeOutcome, TokenPair
-from .exceptions import InvalidToken, StoreUnavailable, TokenError
+from .exceptions import InvalidToken, StoreUnavailable, TokenError, TooManyAttempts
 from .mixins import AnonymousUserMixin
 from .session_interface import AUTH_KEYS as AUTH_DATA_KEYS
 from .session_interface import SignoffSession, SignoffSessionInterface
@@ -223,11 +225,14 @@ class Signoff:
         app.before_request(self._refuse_if_store_unavailable)
         app.register_error_handler(StoreUnavailable, self._store_unavailable)
         app.register_error_handler(TokenError, token_error_response)
+        app.register_error_handler(TooManyAttempts, self._too_many_attempts)
         if add_context_processor:
             app.context_processor(_user_context_processor)
         from .cli import signoff_cli
+        from .csrf import init_csrf
 
         app.cli.add_command(signoff_cli)
+        init_csrf(app)
         if not settings.cookie_secure and not app.debug and not app.testing:
             logger.warning(
                 "SIGNOFF_COOKIE_SECURE is off: the session cookie will be sent "
@@ -248,6 +253,27 @@ class Signoff:
         if isinstance(sess, SignoffSession):
             sess.unavailable = True
         return get_state().unavailable_response()
+
+    @staticmethod
+    def _too_many_attempts(error: TooManyAttempts) -> Response:
+        state = get_state()
+        response = current_app.response_class(status=429)
+        if state.wants_json():
+            response.set_data(
+                current_app.json.dumps(
+                    {"error": "too_many_attempts", "message": error.description}
+                )
+            )
+            response.mimetype = "application/json"
+        else:
+            response.set_data(
+                "<!doctype html><title>Too many attempts</title>"
+                f"<h1>Too many attempts</h1><p>{error.description}</p>"
+            )
+            response.mimetype = "text/html"
+        response.headers["Retry-After"] = str(error.retry_after)
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     # -- callbacks (Flask-Login API) ---------------------------------------
 
@@ -295,11 +321,13 @@ class Signoff:
         else a redirect to the login view with ``next``; else 401.
         """
         user_unauthorized.send(current_app._get_current_object())  # type: ignore[attr-defined]
-        if self.unauthorized_callback is not None:
-            return self.unauthorized_callback()
         token_error = g.get("_signoff_token_error")
         if token_error is not None:
+            # A refused Bearer token gets its RFC 6750 answer, whatever the
+            # app's handler would do for a visitor who is simply signed out.
             return token_error_response(token_error)
+        if self.unauthorized_callback is not None:
+            return self.unauthorized_callback()
         state = get_state()
         if state.wants_json():
             response = current_app.json.response(
@@ -373,7 +401,10 @@ class Signoff:
             token = bearer_token()
             if token is None:  # another scheme: the app's request_loader
                 return self._load_from_request()
-            claims = get_state().tokens.lifecycle.verify(token)
+            lifecycle = get_state().tokens.lifecycle_or_none()
+            if lifecycle is None:  # no key yet: nothing can be verified
+                raise InvalidToken("This app issues no access tokens.")
+            claims = lifecycle.verify(token)
         except TokenError as error:
             g._signoff_token_error = error
             return None
@@ -457,9 +488,14 @@ class Signoff:
         )
         current = self.current_session()
         if current is not None and current.key == record.key:
+            # Signed out here, as by logout_user: the data kept moves to a
+            # new id, without the tokens of the signed-in pages.
             sess = session._get_current_object()  # type: ignore[attr-defined]
             sess.record = None
+            sess.new_secret = None
             sess.drop_cookie = True
+            for key in AUTH_DATA_KEYS:
+                sess.pop(key, None)
         return True
 
     def revoke_other_sessions(self, user: t.Any | None = None) -> int:
@@ -471,12 +507,17 @@ class Signoff:
         keep = current.key if current is not None else None
         return get_state().lifecycle.revoke_others(user_id, keep)
 
-    def revoke_user(self, user: t.Any) -> int:
+    def revoke_user(self, user: t.Any, *, keep_current: bool = False) -> int:
         """Sign ``user`` out everywhere: every session, refresh family and
         access token issued before now. The call for disabling an account.
+
+        :param keep_current: spare the current request's session (after a
+            password change, say); rotate it afterwards with :meth:`rotate`.
         """
         user_id = self._user_id(user)
-        count = get_state().lifecycle.revoke_user(user_id)
+        current = self.current_session() if keep_current else None
+        keep = current.key if current is not None else None
+        count = get_state().lifecycle.revoke_user(user_id, keep_key=keep)
         user_signed_out_everywhere.send(
             current_app._get_current_object(),  # type: ignore[attr-defined]
             user_id=user_id,
@@ -488,20 +529,57 @@ class Signoff:
 
         Call it after a password change (or any credential reset): other
         devices are signed out, every refresh family and access token issued
-        before now dies, and the current session moves to a new id. Returns
-        the number of other sessions ended.
+        before now dies, and the current session moves to a new id, fresh
+        (the password was just checked). Returns the number of other
+        sessions ended.
         """
-        from .utils import current_user
+        from .utils import confirm_login, current_user
 
-        user_id = self._user_id(user if user is not None else current_user)
-        current = self.current_session()
-        keep = (
-            current.key if current is not None and current.user_id == user_id else None
+        count = self.revoke_user(
+            user if user is not None else current_user, keep_current=True
         )
-        count = get_state().lifecycle.revoke_user(user_id, keep_key=keep)
-        if keep is not None:
-            self.rotate(reason="password")
+        confirm_login()
         return count
+
+    # -- throttling of password checks ---------------------------------------
+
+    def _throttle_keys(self, username: str, ip: str | None) -> list[tuple[str, int]]:
+        settings = get_state().settings
+        keys = []
+        if settings.throttle_account_limit is not None:
+            name = hashlib.sha256(_account_name(username).encode()).hexdigest()
+            keys.append((f"a:{name[:40]}", settings.throttle_account_limit))
+        if ip is None and has_request_context():
+            ip = request.remote_addr
+        if settings.throttle_ip_limit is not None and ip:
+            address = hashlib.sha256(ip.encode()).hexdigest()
+            keys.append((f"i:{address[:40]}", settings.throttle_ip_limit))
+        return keys
+
+    def check_throttle(self, username: str, ip: str | None = None) -> None:
+        """Refuse a password check for an account or address over its limit.
+
+        Call before checking a password; count failures with
+        :meth:`record_failure`. Successful sign-ins are never counted.
+
+        :raises TooManyAttempts: (429 with ``Retry-After``) when
+            ``SIGNOFF_THROTTLE_ACCOUNT_LIMIT`` failures for this account, or
+            ``SIGNOFF_THROTTLE_IP_LIMIT`` from this address, fell in the
+            current ``SIGNOFF_THROTTLE_WINDOW``.
+        """
+        state = get_state()
+        now = state.clock()
+        for key, limit in self._throttle_keys(username, ip):
+            attempts, ends = state.store.peek(key, now)
+            if attempts >= limit:
+                raise TooManyAttempts(ends - now)
+
+    def record_failure(self, username: str, ip: str | None = None) -> None:
+        """Count one failed password check for the account and the address."""
+        state = get_state()
+        now = state.clock()
+        for key, _ in self._throttle_keys(username, ip):
+            state.store.hit(key, state.settings.throttle_window, now)
 
     # -- API tokens --------------------------------------------------------
 
@@ -545,6 +623,18 @@ class Signoff:
 
 #: Flask-Login's name for the extension.
 LoginManager = Signoff
+
+
+def _account_name(username: str) -> str:
+    """The form of a username that throttling counts under.
+
+    NFKC and case folding, without surrounding whitespace: every spelling an
+    app may take for one account (``ALICE``, ``alice`` in fullwidth letters,
+    ``straße``/``STRASSE``) shares one counter, so changing the spelling
+    does not buy another round of guesses.
+    """
+    folded = unicodedata.normalize("NFKC", username).casefold()
+    return unicodedata.normalize("NFKC", folded).strip()
 
 
 def _current_path() -> str:

@@ -28,14 +28,17 @@ from werkzeug.datastructures import CallbackDict
 from .core.records import SessionRecord
 from .core.sessions import LoadStatus
 from .exceptions import StoreUnavailable
+from .signals import session_rotated
 
 if t.TYPE_CHECKING:
     from .extension import SignoffState
 
 logger = logging.getLogger("flask_signoff")
 
-#: Session keys that belong to authentication, dropped on sign-in and sign-out.
-AUTH_KEYS = ("_csrf_token",)
+#: Session keys that belong to authentication, dropped on sign-in, sign-out and
+#: rotation. ``csrf_token`` is Flask-WTF's per-session value: dropping it makes
+#: Flask-WTF's token change with the session id, as Flask-Signoff's own does.
+AUTH_KEYS = ("_csrf_token", "csrf_token")
 
 #: Longest cookie value looked at; ours are 52 characters.
 MAX_COOKIE_LENGTH = 128
@@ -171,6 +174,7 @@ class SignoffSessionInterface(SessionInterface):
             if rotated is None:
                 return self._dead(value)
             session.new_secret, session.record = rotated
+            session_rotated.send(app, user_id=record.user_id, reason="revived")
         return session
 
     def _dead(self, value: str) -> SignoffSession:

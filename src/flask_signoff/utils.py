@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from flask import current_app, g, has_request_context, request, session, url_for
 from werkzeug.local import LocalProxy
 
-from .extension import EXEMPT_METHODS, Signoff, get_state
+from .extension import AUTH_HEADER_NAME, EXEMPT_METHODS, Signoff, get_state
 from .session_interface import AUTH_KEYS as AUTH_DATA_KEYS
 from .session_interface import SignoffSession
 from .signals import (
@@ -120,6 +120,11 @@ def logout_user(*, clear: bool = False, everywhere: bool = False) -> bool:
     A copy of the old cookie is dead from here on. Non-authentication data in
     ``flask.session`` survives under a new id unless ``clear`` is true.
 
+    On a request authenticated by its ``Authorization`` header, the user is
+    the header's: a Bearer token's family ends (or, with ``everywhere``, all
+    of its user's sessions and tokens), and a session cookie sent along is
+    left as it is.
+
     :param clear: drop all session data too.
     :param everywhere: end every session and token of the user, on every
         device (and bump their epoch, which kills access tokens).
@@ -127,7 +132,11 @@ def logout_user(*, clear: bool = False, everywhere: bool = False) -> bool:
     state = get_state()
     sess = _session()
     user = _get_user()
-    record = sess.record
+    # A request with an Authorization header is authenticated by the header
+    # alone: a session cookie that rides along is another sign-in (maybe of
+    # another user), which this sign-out neither ends nor takes its user from.
+    by_header = AUTH_HEADER_NAME in request.headers
+    record = None if by_header else sess.record
     user_id = record.user_id if record is not None else None
     if user_id is None and user is not None and user.is_authenticated:
         user_id = getattr(user, _manager().id_attribute)()
@@ -148,10 +157,11 @@ def logout_user(*, clear: bool = False, everywhere: bool = False) -> bool:
         sess.drop_cookie = True
         # The data kept gets a new id at the end of the request.
         sess.modified = True
-    if clear:
-        sess.clear()
-    for key in AUTH_DATA_KEYS:
-        sess.pop(key, None)
+    if not by_header:
+        if clear:
+            sess.clear()
+        for key in AUTH_DATA_KEYS:
+            sess.pop(key, None)
     g._login_user = _manager().anonymous_user()
     user_logged_out.send(app, user=user)
     return True
@@ -173,7 +183,9 @@ def confirm_login() -> None:
     sess.new_secret, sess.record = rotated
     for key in AUTH_DATA_KEYS:
         sess.pop(key, None)
-    user_login_confirmed.send(current_app._get_current_object())  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    session_rotated.send(app, user_id=sess.record.user_id, reason="confirm")
+    user_login_confirmed.send(app)
 
 
 def login_fresh() -> bool:
@@ -195,13 +207,7 @@ def login_remembered() -> bool:
     return sess.record.user_id is not None and sess.record.remember
 
 
-def login_required(func: F) -> F:
-    """Refuse anonymous requests to the view (``unauthorized()``).
-
-    Works on async views too. ``LOGIN_DISABLED`` turns it off, and
-    ``OPTIONS`` requests pass, as in Flask-Login.
-    """
-
+def _protect(func: F, *, fresh: bool) -> F:
     @functools.wraps(func)
     def decorated_view(*args: t.Any, **kwargs: t.Any) -> t.Any:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -209,26 +215,26 @@ def login_required(func: F) -> F:
             pass
         elif not _get_user().is_authenticated:
             return _manager().unauthorized()
+        elif fresh and not login_fresh():
+            return _manager().needs_refresh()
         return app.ensure_sync(func)(*args, **kwargs)
 
     return t.cast(F, decorated_view)
 
 
+def login_required(func: F) -> F:
+    """Refuse anonymous requests to the view (``unauthorized()``).
+
+    Works on async views too. ``LOGIN_DISABLED`` turns it off, and
+    ``OPTIONS`` requests pass, as in Flask-Login.
+    """
+    return _protect(func, fresh=False)
+
+
 def fresh_login_required(func: F) -> F:
     """Like :func:`login_required`, and the login must be fresh
     (else ``needs_refresh()``)."""
-
-    @functools.wraps(func)
-    def decorated_view(*args: t.Any, **kwargs: t.Any) -> t.Any:
-        if request.method in EXEMPT_METHODS or current_app.config.get("LOGIN_DISABLED"):
-            pass
-        elif not current_user.is_authenticated:
-            return _manager().unauthorized()
-        elif not login_fresh():
-            return _manager().needs_refresh()
-        return current_app.ensure_sync(func)(*args, **kwargs)
-
-    return t.cast(F, decorated_view)
+    return _protect(func, fresh=True)
 
 
 def set_login_view(login_view: str, blueprint: t.Any = None) -> None:

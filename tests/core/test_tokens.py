@@ -417,3 +417,47 @@ def test_tokens_of_another_issuer_configuration_are_not_ours(
     with pytest.raises(InvalidToken):
         ours.verify(pair.access_token)
     assert ours.revoke(pair.access_token) is RevokeOutcome.UNKNOWN
+
+
+# -- revocation racing a refresh ----------------------------------------------
+
+
+class RevokingStore:
+    """The real store, with a revocation slipped in at one step of a refresh."""
+
+    def __init__(self, inner: SQLStore, before: str) -> None:
+        self._inner = inner
+        self._before = before
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name != self._before:
+            return attr
+
+        def racing(*args: Any, **kwargs: Any) -> Any:
+            for family in list(self._families()):
+                self._inner.revoke_family(family, "alice", 1e12)
+            return attr(*args, **kwargs)
+
+        return racing
+
+    def _families(self) -> list[str]:
+        with self._inner.engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT family_id FROM signoff_families")
+            return [r[0] for r in rows]
+
+
+@pytest.mark.parametrize("before", ["get_family", "add_refresh"])
+def test_a_family_revoked_during_a_refresh_issues_nothing(
+    store: SQLStore, keys: KeySet, policy: TokenPolicy, clock: FrozenClock, before: str
+) -> None:
+    pair = TokenLifecycle(store, keys, policy, clock).issue("alice")
+    racing = TokenLifecycle(RevokingStore(store, before), keys, policy, clock)  # type: ignore[arg-type]
+    with pytest.raises(InvalidGrant):
+        racing.refresh(pair.refresh_token)
+    dead(TokenLifecycle(store, keys, policy, clock), pair.access_token)
+
+
+def test_revoke_refuses_non_strings(tokens: TokenLifecycle) -> None:
+    assert tokens.revoke(None) is RevokeOutcome.UNKNOWN  # type: ignore[arg-type]
+    assert tokens.revoke(b"bytes") is RevokeOutcome.UNKNOWN  # type: ignore[arg-type]

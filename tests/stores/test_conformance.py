@@ -686,3 +686,48 @@ def test_another_process_sees_the_same_data(backend: Backend, now: float) -> Non
     assert other.get_session(record.key) == record
     assert other.delete_session(record.key) is True
     assert backend.store.get_session(record.key) is None
+
+
+# -- throttling ---------------------------------------------------------------
+
+
+def test_hit_counts_in_a_window(store: Store, now: float) -> None:
+    assert store.peek("acct:a", now) == (0, now)
+    attempts, ends = store.hit("acct:a", 300, now)
+    assert attempts == 1
+    assert ends == pytest.approx(now + 300, abs=0.01)
+    # (Same `now`: Redis counts the window on its own clock, so a test
+    # cannot move time for it.)
+    for expected in (2, 3):
+        attempts, later = store.hit("acct:a", 300, now)
+        assert attempts == expected
+        assert later == pytest.approx(ends, abs=0.5)  # the window does not move
+    count, ends_peek = store.peek("acct:a", now)
+    assert count == 3
+    assert ends_peek == pytest.approx(ends, abs=1.1)
+    assert store.peek("acct:b", now)[0] == 0
+
+
+def test_hit_is_atomic(store: Store, now: float) -> None:
+    def hammer() -> None:
+        for _ in range(10):
+            store.hit("ip:x", 300, now)
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.peek("ip:x", now)[0] == 80
+
+
+def test_a_window_ends(store: Store, now: float) -> None:
+    # A short real window, since Redis expires keys on its own clock.
+    store.hit("acct:short", 0.2, now)
+    store.hit("acct:short", 0.2, now)
+    time.sleep(0.3)
+    later = now + 0.3
+    assert store.peek("acct:short", later)[0] == 0
+    attempts, ends = store.hit("acct:short", 300, later)
+    assert attempts == 1
+    assert ends == pytest.approx(later + 300, abs=0.01)

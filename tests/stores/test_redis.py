@@ -7,7 +7,7 @@ import time
 import pytest
 
 from flask_signoff.core.ids import user_tag
-from flask_signoff.exceptions import StoreError
+from flask_signoff.exceptions import StoreError, StoreUnavailable
 from flask_signoff.stores import open_store
 from flask_signoff.stores.redis import RedisStore
 from tests.servers import RedisServer
@@ -76,3 +76,42 @@ def test_session_index_never_grows_past_the_cap(store: RedisStore) -> None:
 def test_purge_has_nothing_to_do(store: RedisStore) -> None:
     store.create_session(make_session(time.time()))
     assert store.purge_expired(time.time() + 10**6) == 0
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "MISCONF Redis is configured to save RDB snapshots, but it's currently "
+        "unable to persist to disk.",
+        "NOREPLICAS Not enough good replicas to write.",
+        "BUSY Redis is busy running a script.",
+        "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is no.",
+    ],
+)
+def test_a_server_that_refuses_writes_is_unavailable(
+    store: RedisStore, reply: str
+) -> None:
+    import redis.exceptions
+
+    def refuse() -> None:
+        raise redis.exceptions.ResponseError(reply)
+
+    with pytest.raises(StoreUnavailable):
+        store._guard(refuse)
+
+
+def test_out_of_memory_is_unavailable_and_other_errors_are_not(
+    store: RedisStore, redis_server: RedisServer
+) -> None:
+    now = time.time()
+    store.create_session(make_session(now))
+    redis_server.command("CONFIG", "SET", "maxmemory", "1")
+    try:
+        with pytest.raises(StoreUnavailable):
+            store.bump_epoch("alice")
+    finally:
+        redis_server.command("CONFIG", "SET", "maxmemory", "0")
+    store.client.set(f"{store.prefix}plain", "x")
+    with pytest.raises(StoreError) as refused:
+        store._guard(lambda: store.client.hgetall(f"{store.prefix}plain"))
+    assert not isinstance(refused.value, StoreUnavailable)

@@ -7,16 +7,19 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from flask_signoff.core.ids import hash_secret, new_secret, random_tag
 from flask_signoff.core.records import SessionRecord
 from flask_signoff.exceptions import StoreUnavailable
 from flask_signoff.stores.sql import SQLStore
 from tests.servers import PostgresServer
-from tests.stores.test_conformance import concurrently
+from tests.stores.test_conformance import concurrently, make_session
 
 _counter = itertools.count()
 
@@ -62,6 +65,13 @@ def test_processes_creating_the_schema_at_once_all_come_up(empty_db: str) -> Non
 # -- the SQLite read path: one statement on a per-thread connection --------------
 
 
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SQLStore]:
+    store = SQLStore(f"sqlite:///{tmp_path / 'reads.sqlite3'}")
+    yield store
+    store.close()
+
+
 def _record(key: str) -> SessionRecord:
     return SessionRecord(
         key=key,
@@ -80,17 +90,17 @@ def _record(key: str) -> SessionRecord:
     )
 
 
-def test_sqlite_reads_use_one_connection_per_thread(sql_store: SQLStore) -> None:
+def test_sqlite_reads_use_one_connection_per_thread(sqlite_store: SQLStore) -> None:
     record = _record(hash_secret(new_secret(random_tag())))
-    sql_store.create_session(record)
-    assert sql_store.get_session(record.key) == record
-    mine = sql_store._sqlite_connection()
-    assert sql_store._sqlite_connection() is mine
+    sqlite_store.create_session(record)
+    assert sqlite_store.get_session(record.key) == record
+    mine = sqlite_store._sqlite_connection()
+    assert sqlite_store._sqlite_connection() is mine
     theirs: list[object] = []
 
     def read() -> None:
-        assert sql_store.get_session(record.key) == record
-        theirs.append(sql_store._sqlite_connection())
+        assert sqlite_store.get_session(record.key) == record
+        theirs.append(sqlite_store._sqlite_connection())
 
     thread = threading.Thread(target=read)
     thread.start()
@@ -102,35 +112,35 @@ def test_sqlite_reads_use_one_connection_per_thread(sql_store: SQLStore) -> None
     assert mine.isolation_level is None
 
 
-def test_sqlite_reads_reconnect_after_close(sql_store: SQLStore) -> None:
+def test_sqlite_reads_reconnect_after_close(sqlite_store: SQLStore) -> None:
     record = _record(hash_secret(new_secret(random_tag())))
-    sql_store.create_session(record)
-    before = sql_store._sqlite_connection()
-    sql_store.close()
-    assert sql_store.get_session(record.key) == record
-    assert sql_store._sqlite_connection() is not before
+    sqlite_store.create_session(record)
+    before = sqlite_store._sqlite_connection()
+    sqlite_store.close()
+    assert sqlite_store.get_session(record.key) == record
+    assert sqlite_store._sqlite_connection() is not before
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_sqlite_reads_in_a_forked_child_use_their_own_connection(
-    sql_store: SQLStore,
+    sqlite_store: SQLStore,
 ) -> None:
     record = _record(hash_secret(new_secret(random_tag())))
-    sql_store.create_session(record)
-    parent = sql_store._sqlite_connection()
+    sqlite_store.create_session(record)
+    parent = sqlite_store._sqlite_connection()
     ctx = multiprocessing.get_context("fork")
     queue = ctx.SimpleQueue()
 
     def child() -> None:
-        ok = sql_store.get_session(record.key) == record
-        queue.put(ok and sql_store._sqlite_connection() is not parent)
+        ok = sqlite_store.get_session(record.key) == record
+        queue.put(ok and sqlite_store._sqlite_connection() is not parent)
 
     proc = ctx.Process(target=child)
     proc.start()
     proc.join(30)
     assert proc.exitcode == 0
     assert queue.get() is True
-    assert sql_store.get_session(record.key) == record
+    assert sqlite_store.get_session(record.key) == record
 
 
 def test_sqlite_read_of_a_broken_file_is_unavailable(tmp_path: Path) -> None:
@@ -144,3 +154,86 @@ def test_sqlite_read_of_a_broken_file_is_unavailable(tmp_path: Path) -> None:
             store.get_session(hash_secret(new_secret(random_tag())))
     finally:
         store.close()
+
+
+def _paused_rotation(
+    store: SQLStore, old: SessionRecord, action: Callable[[], object]
+) -> tuple[SessionRecord, dict[str, object]]:
+    """Rotate ``old`` to a new id while ``action`` runs in another thread.
+
+    The rotation stops right after deleting the old row, before inserting
+    the new one; ``action`` starts then, and the rotation goes on half a
+    second later (the action waits for it, or already did its work).
+    """
+    new = make_session(time.time(), public_id=old.public_id, created_at=old.created_at)
+    deleted, release = threading.Event(), threading.Event()
+
+    def pause(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if (
+            threading.current_thread().name == "rotation"
+            and statement.lstrip()[:6].upper() == "DELETE"
+        ):
+            deleted.set()
+            release.wait(5)
+
+    event.listen(store.engine, "after_cursor_execute", pause)
+    results: dict[str, object] = {}
+
+    def rotate() -> None:
+        results["rotated"] = store.rotate_session(old.key, new, require_old=True)
+
+    def other() -> None:
+        results["action"] = action()
+
+    rotation = threading.Thread(target=rotate, name="rotation")
+    try:
+        rotation.start()
+        assert deleted.wait(5)
+        racer = threading.Thread(target=other)
+        racer.start()
+        time.sleep(0.5)
+    finally:
+        release.set()
+        rotation.join(10)
+    racer.join(10)
+    event.remove(store.engine, "after_cursor_execute", pause)
+    return new, results
+
+
+@pytest.fixture
+def sql_store(empty_db: str) -> Iterator[SQLStore]:
+    store = SQLStore(empty_db)
+    store.create_schema()
+    yield store
+    store.close()
+
+
+def test_a_rotation_never_outlives_a_sign_out_everywhere(sql_store: SQLStore) -> None:
+    # A remembered session coming back (rotated as it is opened) while the
+    # user signs out everywhere on another device: no session may survive.
+    old = make_session(time.time())
+    sql_store.create_session(old)
+    new, results = _paused_rotation(
+        sql_store, old, lambda: sql_store.delete_user_sessions("alice")
+    )
+    assert results == {"rotated": True, "action": 1}
+    assert sql_store.get_session(new.key) is None
+    assert sql_store.list_sessions("alice", time.time()) == []
+
+
+def test_a_rotation_never_outlives_the_revocation_of_its_session(
+    sql_store: SQLStore,
+) -> None:
+    # "Sign out that device" while that device's session is being rotated:
+    # reported done, so the session must be gone under its new id too.
+    old = make_session(time.time())
+    sql_store.create_session(old)
+    new, results = _paused_rotation(
+        sql_store,
+        old,
+        lambda: sql_store.delete_session_by_public_id("alice", old.public_id),
+    )
+    assert results["rotated"] is True
+    assert results["action"] is not None
+    assert sql_store.get_session(new.key) is None
+    assert sql_store.list_sessions("alice", time.time()) == []

@@ -14,11 +14,13 @@ system_clock: Clock = time.time
 class FrozenClock:
     """A clock that only moves when told to; for tests and simulations.
 
-    :param now: the starting time in Unix seconds.
+    :param now: the starting time in Unix seconds; by default the current
+        whole second, so that stores with native expiry (Redis TTLs) agree
+        with it and JWT times (whole seconds) line up with it.
     """
 
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = float(now)
+    def __init__(self, now: float | None = None) -> None:
+        self.now = float(int(time.time())) if now is None else float(now)
 
     def __call__(self) -> float:
         return self.now

@@ -174,8 +174,9 @@ class SessionLifecycle:
         """Start a signed-in session under a new id; the old one dies with it.
 
         ``replace_key`` is the key of the session the browser had before
-        (anonymous or someone else's): it is deleted in the same atomic step,
-        so a planted id is never carried across sign-in.
+        (anonymous or someone else's): it is deleted before the new one is
+        created, so the two are never both alive and a planted id is never
+        carried across sign-in.
         """
         secret, record = self._new_record(
             user_id=user_id,

@@ -201,6 +201,23 @@ class Store(abc.ABC):
         One round trip: this runs on every Bearer request.
         """
 
+    # -- throttling ----------------------------------------------------------
+
+    @abc.abstractmethod
+    def hit(self, key: str, window: float, now: float) -> tuple[int, float]:
+        """Count one failed attempt against ``key``; atomic.
+
+        A window opens at the first attempt and lasts ``window`` seconds.
+        Returns the attempts counted in the current window (this one
+        included) and when the window ends. ``key`` is not a secret but
+        names an account or an address: callers pass a hash of it.
+        """
+
+    @abc.abstractmethod
+    def peek(self, key: str, now: float) -> tuple[int, float]:
+        """Return the attempts in ``key``'s open window and its end, without
+        counting; ``(0, now)`` when no window is open."""
+
     # -- lifecycle ---------------------------------------------------------
 
     def close(self) -> None:  # noqa: B027 (optional hook)

@@ -67,8 +67,11 @@ Failures
 Socket connect and read timeouts are ``timeout`` seconds. Commands are not
 retried by the client: retrying a write after a timeout could apply it twice
 (spend a refresh token twice, bump an epoch twice). Any connection, timeout or
-cluster-state error becomes :class:`~flask_signoff.exceptions.StoreUnavailable`;
-any other Redis error :class:`~flask_signoff.exceptions.StoreError`.
+cluster-state error, and the replies of a server that is up but refuses
+writes (``OOM`` at ``maxmemory`` under ``noeviction``, ``MISCONF``,
+``NOREPLICAS``, ``BUSY``, ``READONLY``), becomes
+:class:`~flask_signoff.exceptions.StoreUnavailable`; any other Redis error
+:class:`~flask_signoff.exceptions.StoreError`.
 """
 
 from __future__ import annotations
@@ -107,9 +110,16 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     rexc.ClusterDownError,
     rexc.TryAgainError,
     rexc.ReadOnlyError,
+    rexc.OutOfMemoryError,
     rexc.RedisClusterException,
     OSError,
 )
+
+#: Error replies of a server that is up but not serving writes: failing to
+#: persist (``stop-writes-on-bgsave-error``), short of replicas
+#: (``min-replicas-to-write``), busy running a script, or without its master.
+#: redis-py has no class for them; they are plain ``ResponseError``.
+_UNAVAILABLE_REPLIES = ("MISCONF ", "NOREPLICAS ", "BUSY ", "MASTERDOWN ")
 
 #: URL schemes of a Redis Cluster, and what redis-py calls them.
 _CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
@@ -328,6 +338,13 @@ redis.call('HSET', KEYS[1], 'spent_at', ARGV[2])
 return {'spent', h}
 """
 
+#: KEYS: counter. ARGV: window length in ms, used if a new window opens.
+_HIT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return {n, redis.call('PTTL', KEYS[1])}
+"""
+
 #: KEYS: family, family tokens, user families, marker.
 #: ARGV: base, family_id, until, until_ms.
 _REVOKE_FAMILY = """
@@ -522,6 +539,13 @@ class RedisStore(Store):
                 f"The session store (Redis) is unavailable: {type(e).__name__}"
             ) from e
         except rexc.RedisError as e:
+            if isinstance(e, rexc.ResponseError) and str(e).startswith(
+                _UNAVAILABLE_REPLIES
+            ):
+                raise StoreUnavailable(
+                    "The session store (Redis) is not serving: "
+                    f"{str(e).partition(' ')[0]}"
+                ) from e
             raise StoreError(f"The session store (Redis) failed: {e}") from e
 
     def _script(self, name: str, body: str) -> Script:
@@ -826,6 +850,31 @@ class RedisStore(Store):
             self.revoke_family(family_id, user_id, until)
             total += 1
         return total
+
+    # -- throttling --------------------------------------------------------
+
+    def _tkey(self, key: str) -> str:
+        return f"{self.prefix}t:{key}"
+
+    def hit(self, key: str, window: float, now: float) -> tuple[int, float]:
+        # Relative TTLs (PTTL, not PEXPIRETIME): works on Redis 6 as well.
+        ms = str(max(1, math.ceil(window * 1000)))
+        attempts, ttl_ms = self._run("hit", _HIT, [self._tkey(key)], [ms])
+        return int(attempts), now + int(ttl_ms) / 1000
+
+    def peek(self, key: str, now: float) -> tuple[int, float]:
+        name = self._tkey(key)
+
+        def run() -> tuple[int, float]:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(name)
+            pipe.pttl(name)
+            value, ttl_ms = pipe.execute()
+            if value is None or int(ttl_ms) < 0:
+                return 0, now
+            return int(value), now + int(ttl_ms) / 1000
+
+        return self._guard(run)
 
     def _owner(self, family_hash: str) -> str | None:
         value = self._guard(lambda: self.client.hget(family_hash, "user_id"))

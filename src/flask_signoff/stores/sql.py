@@ -7,6 +7,13 @@ conditional statements or short transactions:
   save racing a sign-out finds no row and writes nothing;
 - rotation: ``DELETE`` of the old key then ``INSERT`` of the new one in one
   transaction, the insert only if the delete found the row (when required);
+- a user's sessions are inserted and deleted (sign-in, rotation, sign-out
+  everywhere, revocation by public id) under one per-user lock: ``BEGIN
+  IMMEDIATE`` on SQLite, a transaction-scoped advisory lock on PostgreSQL.
+  Without it a rotation committing while a sign-out everywhere runs on
+  PostgreSQL would leave the new row alive: the ``DELETE`` waits for the old
+  row's lock, then finds it gone, and never sees the row inserted after its
+  snapshot;
 - spending a refresh token: ``UPDATE ... SET spent_at WHERE spent_at IS NULL``
   (compare-and-set), and its family must still exist;
 - epochs: ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``.
@@ -24,6 +31,7 @@ all come up (a losing ``CREATE TABLE`` is retried against the winner's table).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import sqlite3
 import threading
@@ -122,7 +130,15 @@ def _tables(prefix: str) -> tuple[sa.MetaData, dict[str, sa.Table]]:
         sa.Column("user_id", sa.String(255), nullable=False),
         sa.Column("drop_at", sa.Float, nullable=False, index=True),
     )
+    throttle = sa.Table(
+        f"{prefix}throttle",
+        md,
+        sa.Column("key", sa.String(80), primary_key=True),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("expires_at", sa.Float, nullable=False, index=True),
+    )
     return md, {
+        "throttle": throttle,
         "sessions": sessions,
         "epochs": epochs,
         "families": families,
@@ -286,6 +302,7 @@ class SQLStore(Store):
         )
         #: Advisory lock key that serialises schema creation (PostgreSQL).
         self._schema_lock = zlib.crc32(f"flask-signoff:schema:{table_prefix}".encode())
+        self._table_prefix = table_prefix
         self._schema_ready = False
         self._create_schema = create_schema
 
@@ -339,6 +356,22 @@ class SQLStore(Store):
     def _read(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
             yield conn
+
+    def _lock_user(self, conn: Connection, user_id: str | None) -> None:
+        """Hold the user's lock until ``conn``'s transaction ends.
+
+        On SQLite ``BEGIN IMMEDIATE`` already lets one writer at a time in.
+        On PostgreSQL a transaction-scoped advisory lock; statements after it
+        take their snapshot once the lock is held, so they see every row the
+        previous holder committed.
+        """
+        if user_id is None or self.dialect != "postgresql":
+            return
+        digest = hashlib.sha256(
+            f"flask-signoff:user:{self._table_prefix}:{user_id}".encode()
+        ).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
 
     def create_schema(self) -> None:
         """Create the tables if they are missing; safe to race.
@@ -501,6 +534,7 @@ class SQLStore(Store):
     ) -> None:
         def run() -> None:
             with self._write() as conn:
+                self._lock_user(conn, record.user_id)
                 self._insert_session(conn, record, max_per_user)
 
         self._guard(run)
@@ -547,6 +581,7 @@ class SQLStore(Store):
 
         def run() -> bool:
             with self._write() as conn:
+                self._lock_user(conn, new.user_id)
                 gone = 0
                 if old_key is not None:
                     gone = conn.execute(sa.delete(s).where(s.c.key == old_key)).rowcount
@@ -588,6 +623,7 @@ class SQLStore(Store):
 
         def run() -> SessionRecord | None:
             with self._write() as conn:
+                self._lock_user(conn, user_id)
                 row = conn.execute(sa.select(s).where(*where)).first()
                 if row is None:
                     return None
@@ -604,6 +640,7 @@ class SQLStore(Store):
 
         def run() -> int:
             with self._write() as conn:
+                self._lock_user(conn, user_id)
                 return conn.execute(stmt).rowcount
 
         return self._guard(run)
@@ -624,6 +661,7 @@ class SQLStore(Store):
             (t["refresh"], t["refresh"].c.key, t["refresh"].c.expires_at),
             (t["families"], t["families"].c.family_id, t["families"].c.expires_at),
             (t["revoked"], t["revoked"].c.family_id, t["revoked"].c.drop_at),
+            (t["throttle"], t["throttle"].c.key, t["throttle"].c.expires_at),
         )
 
         def run() -> int:
@@ -833,6 +871,40 @@ class SQLStore(Store):
                 conn.execute(stmt)
                 conn.execute(sa.delete(r))
                 return conn.execute(sa.delete(f)).rowcount
+
+        return self._guard(run)
+
+    def hit(self, key: str, window: float, now: float) -> tuple[int, float]:
+        th = self.t["throttle"]
+        open_window = th.c.expires_at > now
+        insert = self._insert(th).values(key=key, attempts=1, expires_at=now + window)
+        stmt = insert.on_conflict_do_update(
+            index_elements=[th.c.key],
+            set_={
+                "attempts": sa.case((open_window, th.c.attempts + 1), else_=1),
+                "expires_at": sa.case(
+                    (open_window, th.c.expires_at), else_=now + window
+                ),
+            },
+        ).returning(th.c.attempts, th.c.expires_at)
+
+        def run() -> tuple[int, float]:
+            with self._write() as conn:
+                attempts, ends = conn.execute(stmt).one()
+            return int(attempts), float(ends)
+
+        return self._guard(run)
+
+    def peek(self, key: str, now: float) -> tuple[int, float]:
+        th = self.t["throttle"]
+        stmt = sa.select(th.c.attempts, th.c.expires_at).where(
+            th.c.key == key, th.c.expires_at > now
+        )
+
+        def run() -> tuple[int, float]:
+            with self._read() as conn:
+                row = conn.execute(stmt).first()
+            return (0, now) if row is None else (int(row[0]), float(row[1]))
 
         return self._guard(run)
 

@@ -1,0 +1,122 @@
+"""The demo's users: their own table (SQLAlchemy Core), argon2 password hashes.
+
+The table lives in its own SQLite file in the instance folder by default
+(``DEMO_DATABASE_URL`` to change it), apart from Flask-Signoff's store, so
+the demo works the same whatever the session store is (SQLite, Redis,
+PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from flask_signoff import UserMixin
+
+metadata = sa.MetaData()
+
+users_table = sa.Table(
+    "demo_users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(64), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+
+@dataclasses.dataclass(eq=False)
+class User(UserMixin):
+    id: int
+    username: str
+
+
+class DuplicateUser(Exception):
+    """Raised when a username is already taken."""
+
+
+class UserStore:
+    """Create, find and check users.
+
+    :param url: a SQLAlchemy URL; the table is created if missing.
+    :param argon2_parameters: ``PasswordHasher`` arguments (``time_cost``,
+        ``memory_cost`` ...); argon2-cffi's defaults (RFC 9106) when empty.
+    """
+
+    def __init__(
+        self, url: str, argon2_parameters: dict[str, int] | None = None
+    ) -> None:
+        self.engine = sa.create_engine(url)
+        self.hasher = PasswordHasher(**(argon2_parameters or {}))
+        # Verified against when the username is unknown, so that a wrong name
+        # takes as long as a wrong password and does not reveal who exists.
+        self._dummy_hash = self.hasher.hash("not a password")
+        try:
+            metadata.create_all(self.engine)
+        except sa.exc.OperationalError:
+            # Another worker created it at the same moment: use theirs.
+            metadata.create_all(self.engine)
+
+    def get(self, user_id: str) -> User | None:
+        if not user_id.isdigit():
+            return None
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(users_table.c.id, users_table.c.username).where(
+                    users_table.c.id == int(user_id)
+                )
+            ).first()
+        return User(row.id, row.username) if row else None
+
+    def create(self, username: str, password: str) -> User:
+        """Add a user; :class:`DuplicateUser` if the name is taken."""
+        try:
+            with self.engine.begin() as conn:
+                result = conn.execute(
+                    users_table.insert().values(
+                        username=username,
+                        password_hash=self.hasher.hash(password),
+                        created_at=time.time(),
+                    )
+                )
+        except sa.exc.IntegrityError:
+            raise DuplicateUser(username) from None
+        key = result.inserted_primary_key
+        assert key is not None
+        return User(int(key[0]), username)
+
+    def authenticate(self, username: str, password: str) -> User | None:
+        """The user if the password is right, else ``None``."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(users_table).where(users_table.c.username == username)
+            ).first()
+        if row is None:
+            self._verify(self._dummy_hash, password)
+            return None
+        if not self._verify(row.password_hash, password):
+            return None
+        if self.hasher.check_needs_rehash(row.password_hash):
+            self.set_password(row.id, password)
+        return User(row.id, row.username)
+
+    def check_password(self, user: User, password: str) -> bool:
+        return self.authenticate(user.username, password) is not None
+
+    def set_password(self, user_id: int, password: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                users_table.update()
+                .where(users_table.c.id == user_id)
+                .values(password_hash=self.hasher.hash(password))
+            )
+
+    def _verify(self, password_hash: str, password: str) -> bool:
+        try:
+            return self.hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False

@@ -1,0 +1,98 @@
+"""A small app with app-wide CSRF protection, for the CSRF and sign-out tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import typing as t
+
+from flask import Flask, render_template_string, session
+from flask.testing import FlaskClient
+
+from flask_signoff import FrozenClock, Signoff, UserMixin, login_user
+
+SECRET = "test-secret-key-0123456789abcdef"
+
+
+class User(UserMixin):
+    def __init__(self, user_id: str) -> None:
+        self.id = user_id
+
+
+def make_app(
+    instance_path: str | os.PathLike[str], **config: t.Any
+) -> tuple[Flask, Signoff, FrozenClock]:
+    """An app whose views exercise the binding.
+
+    ``GET /form`` shows the CSRF token; ``POST /login/<id>`` signs in;
+    ``POST /act`` changes nothing but needs the app-wide check (on by
+    default here); ``POST /rotate`` rotates the session id.
+    """
+    app = Flask(__name__, instance_path=str(instance_path))
+    app.config.update(SECRET_KEY=SECRET, TESTING=True, SIGNOFF_CSRF_PROTECT=True)
+    app.config.update(config)
+    clock = FrozenClock()
+    signoff = Signoff(app, clock=clock)
+    signoff.user_loader(User)
+
+    @app.get("/form")
+    def form() -> str:
+        return render_template_string("{{ csrf_token() }}")
+
+    @app.post("/login/<user_id>")
+    def login(user_id: str) -> str:
+        login_user(User(user_id))
+        return "signed in"
+
+    @app.post("/act")
+    def act() -> str:
+        return "done"
+
+    @app.post("/data")
+    def data() -> str:
+        session["cart"] = "3 apples"
+        return "stored"
+
+    @app.post("/rotate")
+    def rotate() -> str:
+        return "rotated" if signoff.rotate() else "no session"
+
+    @app.get("/whoami")
+    def whoami() -> str:
+        from flask_signoff import current_user
+
+        return str(current_user.get_id())
+
+    return app, signoff, clock
+
+
+def token_of(client: FlaskClient, path: str = "/form") -> str:
+    """The CSRF token a page shows: the body of /form, or a form's field."""
+    text = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" value="([^"]+)"', text)
+    return match.group(1) if match else text.strip()
+
+
+def count_sessions(instance_path: str | os.PathLike[str]) -> int:
+    """Rows in the SQLite store's session table (all sessions, any state).
+
+    The store creates its tables on the first write, so no file or no table
+    means that nothing was ever written.
+    """
+    path = os.path.join(instance_path, "signoff.sqlite3")
+    if not os.path.exists(path):
+        return 0
+    with sqlite3.connect(path) as conn:
+        tables = conn.execute(
+            "SELECT name FROM sqlite_master WHERE name = 'signoff_sessions'"
+        ).fetchall()
+        if not tables:
+            return 0
+        (count,) = conn.execute("SELECT count(*) FROM signoff_sessions").fetchone()
+    return int(count)
+
+
+def session_cookie(client: FlaskClient, name: str = "__Host-session") -> str | None:
+    cookie = client.get_cookie(name)
+    return cookie.value if cookie is not None else None

@@ -1,0 +1,244 @@
+"""The demo's API rows: tokens, refresh, RFC 7009, API sign-out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from flask_signoff import FrozenClock
+from tests.demo.conftest import PASSWORD, post_form
+
+
+@pytest.fixture
+def tokens(app: Flask) -> Callable[..., Any]:
+    def tokens(username: str = "alice") -> dict[str, Any]:
+        # Registered here or by the `login` fixture already (409).
+        r = post_form(
+            app.test_client(), "/register", username=username, password=PASSWORD
+        )
+        assert r.status_code in (303, 409)
+        r = app.test_client().post(
+            "/api/token", json={"username": username, "password": PASSWORD}
+        )
+        assert r.status_code == 200
+        assert r.headers["Cache-Control"] == "no-store"
+        assert set(r.json) == {
+            "access_token",
+            "refresh_token",
+            "token_type",
+            "expires_in",
+        }
+        assert r.json["token_type"] == "Bearer"
+        return dict(r.json)
+
+    return tokens
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def me(app: Flask, token: str) -> Any:
+    return app.test_client().get("/api/me", headers=bearer(token))
+
+
+def refresh(app: Flask, token: str | None) -> Any:
+    body = {} if token is None else {"refresh_token": token}
+    return app.test_client().post("/api/token/refresh", json=body)
+
+
+def test_token_then_api_me(app: Flask, tokens: Callable[..., Any]) -> None:
+    pair = tokens()
+    r = me(app, pair["access_token"])
+    assert r.status_code == 200
+    assert r.json == {"user": "alice"}
+    assert r.headers["Cache-Control"] == "no-store"
+
+
+def test_bad_credentials_are_401(app: Flask, register: Callable[[str], None]) -> None:
+    register("alice")
+    client = app.test_client()
+    r = client.post("/api/token", json={"username": "alice", "password": "wrong pw!"})
+    assert r.status_code == 401
+    r = client.post("/api/token", json={"username": "nobody", "password": PASSWORD})
+    assert r.status_code == 401
+    r = client.post("/api/token", json={"username": "alice"})
+    assert r.status_code == 400
+    assert r.json["error"] == "invalid_request"
+
+
+def test_token_endpoint_is_throttled(
+    app: Flask, register: Callable[[str], None]
+) -> None:
+    register("alice")
+    client = app.test_client()
+    for _ in range(10):
+        body = {"username": "alice", "password": "wrong pw!"}
+        assert client.post("/api/token", json=body).status_code == 401
+    r = client.post("/api/token", json={"username": "alice", "password": PASSWORD})
+    assert r.status_code == 429
+    assert int(r.headers["Retry-After"]) > 0
+
+
+def test_login_form_is_throttled(app: Flask, register: Callable[[str], None]) -> None:
+    register("alice")
+    client = app.test_client()
+    for _ in range(10):
+        r = post_form(client, "/login", username="alice", password="wrong pw!")
+        assert r.status_code == 401
+    r = post_form(client, "/login", username="alice", password=PASSWORD)
+    assert r.status_code == 429
+    assert "Retry-After" in r.headers
+    assert client.get("/api/me").status_code == 401
+
+
+def test_refresh_rotates_and_replay_revokes_the_family(
+    app: Flask, tokens: Callable[..., Any], clock: FrozenClock
+) -> None:
+    first = tokens()
+    r = refresh(app, first["refresh_token"])
+    assert r.status_code == 200
+    assert r.headers["Cache-Control"] == "no-store"
+    second = r.json
+    assert me(app, second["access_token"]).status_code == 200
+    clock.advance(60)
+    r = refresh(app, first["refresh_token"])
+    assert r.status_code == 400
+    assert r.json["error"] == "invalid_grant"
+    assert me(app, second["access_token"]).status_code == 401
+    assert refresh(app, second["refresh_token"]).status_code == 400
+
+
+@pytest.mark.parametrize("value", [None, "", "garbage", "x" * 5000])
+def test_refresh_refuses_bad_input(
+    app: Flask, value: str | None, tokens: Callable[..., Any]
+) -> None:
+    r = refresh(app, value)
+    assert r.status_code == 400
+    assert r.json["error"] == ("invalid_request" if not value else "invalid_grant")
+
+
+def test_refresh_token_is_not_an_access_token(
+    app: Flask, tokens: Callable[..., Any]
+) -> None:
+    pair = tokens()
+    r = me(app, pair["refresh_token"])
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"].startswith('Bearer error="invalid_token"')
+
+
+@pytest.mark.parametrize("hint", [None, "access_token", "refresh_token", "nonsense"])
+@pytest.mark.parametrize("kind", ["access_token", "refresh_token"])
+def test_rfc7009_revoke(
+    app: Flask, tokens: Callable[..., Any], hint: str | None, kind: str
+) -> None:
+    pair = tokens()
+    other = tokens("bob")
+    form = {"token": pair[kind]}
+    if hint:
+        form["token_type_hint"] = hint
+    r = app.test_client().post("/api/token/revoke", data=form)
+    assert r.status_code == 200
+    assert me(app, pair["access_token"]).status_code == 401
+    assert refresh(app, pair["refresh_token"]).status_code == 400
+    assert me(app, other["access_token"]).status_code == 200
+
+
+def test_rfc7009_unknown_token_is_200_and_missing_is_400(app: Flask) -> None:
+    client = app.test_client()
+    assert client.post("/api/token/revoke", data={"token": "nope"}).status_code == 200
+    assert client.post("/api/token/revoke", data={}).status_code == 400
+
+
+def test_api_logout_revokes_this_family(app: Flask, tokens: Callable[..., Any]) -> None:
+    pair, laptop = tokens(), tokens()
+    r = app.test_client().post("/api/logout", headers=bearer(pair["access_token"]))
+    assert r.status_code == 204
+    assert me(app, pair["access_token"]).status_code == 401
+    assert refresh(app, pair["refresh_token"]).status_code == 400
+    assert me(app, laptop["access_token"]).status_code == 200
+
+
+def test_api_logout_all_ends_sessions_and_tokens(
+    app: Flask, tokens: Callable[..., Any], login: Callable[..., FlaskClient]
+) -> None:
+    browser = login("alice")
+    bob = login("bob")
+    pair, other = tokens(), tokens()
+    r = app.test_client().post("/api/logout-all", headers=bearer(pair["access_token"]))
+    assert r.status_code == 204
+    assert me(app, other["access_token"]).status_code == 401
+    assert refresh(app, other["refresh_token"]).status_code == 400
+    assert browser.get("/api/me").status_code == 401
+    assert bob.get("/api/me").status_code == 200
+
+
+def test_api_logout_all_acts_on_the_tokens_user_not_the_cookies(
+    app: Flask, tokens: Callable[..., Any], login: Callable[..., FlaskClient]
+) -> None:
+    # A shared browser: alice's session cookie rides along on bob's API call.
+    browser = login("alice")
+    alice_elsewhere = login("alice")
+    pair, bob_other = tokens("bob"), tokens("bob")
+    r = browser.post("/api/logout-all", headers=bearer(pair["access_token"]))
+    assert r.status_code == 204
+    # Bob is signed out everywhere, as the 204 says ...
+    assert me(app, pair["access_token"]).status_code == 401
+    assert me(app, bob_other["access_token"]).status_code == 401
+    assert refresh(app, bob_other["refresh_token"]).status_code == 400
+    # ... and alice, whom the header did not authenticate, is not.
+    assert browser.get("/api/me").json == {"user": "alice"}
+    assert alice_elsewhere.get("/api/me").status_code == 200
+
+
+def test_api_logout_leaves_the_cookie_session_alone(
+    app: Flask, tokens: Callable[..., Any], login: Callable[..., FlaskClient]
+) -> None:
+    browser = login("alice")
+    pair = tokens("alice")
+    r = browser.post("/api/logout", headers=bearer(pair["access_token"]))
+    assert r.status_code == 204
+    assert me(app, pair["access_token"]).status_code == 401
+    # Authenticated by the header alone: the browser's session is another
+    # sign-in, ended by its own sign-out.
+    assert browser.get("/api/me").json == {"user": "alice"}
+
+
+@pytest.mark.parametrize("path", ["/api/logout", "/api/logout-all"])
+def test_api_logout_needs_the_bearer_token(
+    app: Flask, login: Callable[..., FlaskClient], path: str
+) -> None:
+    browser = login("alice")
+    # A cross-site form post carries only the cookie.
+    r = browser.post(path, headers={"Sec-Fetch-Site": "cross-site"})
+    assert r.status_code == 401
+    r = browser.post(path)
+    assert r.status_code == 401
+    assert browser.get("/api/me").status_code == 200
+
+
+def test_api_sessions_with_bearer(
+    app: Flask, tokens: Callable[..., Any], login: Callable[..., FlaskClient]
+) -> None:
+    login("alice")
+    pair = tokens()
+    r = app.test_client().get("/api/sessions", headers=bearer(pair["access_token"]))
+    assert r.status_code == 200
+    assert len(r.json) == 1
+    assert r.json[0]["current"] is False
+
+
+def test_password_change_kills_tokens(
+    app: Flask, tokens: Callable[..., Any], login: Callable[..., FlaskClient]
+) -> None:
+    here = login("alice")
+    pair = tokens()
+    r = post_form(here, "/password", current=PASSWORD, new="another long pw")
+    assert r.status_code == 303
+    assert me(app, pair["access_token"]).status_code == 401
+    assert refresh(app, pair["refresh_token"]).status_code == 400
+    assert here.get("/api/me").status_code == 200

@@ -1,0 +1,84 @@
+"""The demo when its Redis store refuses writes (out of memory)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from examples.demo import create_app
+from flask_signoff import FrozenClock
+from tests.demo.conftest import PASSWORD, csrf_token, post_form
+from tests.servers import RedisServer
+
+COOKIE = "__Host-session"
+
+
+@pytest.fixture
+def redis_app(instance: Path, clock: FrozenClock, redis_server: RedisServer) -> Flask:
+    return create_app(
+        {
+            "TESTING": True,
+            "INSTANCE_PATH": str(instance),
+            "SECRET_KEY": "demo-test-secret-0123456789",
+            "SIGNOFF_TEST_CLOCK": clock,
+            "SIGNOFF_STORE_URL": redis_server.url,
+            "SIGNOFF_KEY_PREFIX": f"demo{time.monotonic_ns()}:",
+            "DEMO_ARGON2_PARAMETERS": {"time_cost": 1, "memory_cost": 1024},
+        }
+    )
+
+
+@pytest.fixture
+def out_of_memory(redis_server: RedisServer) -> Iterator[None]:
+    """Redis at its maxmemory with the default policy (noeviction)."""
+    yield
+    redis_server.command("CONFIG", "SET", "maxmemory", "0")
+
+
+def test_a_store_that_refuses_writes_fails_closed_with_503(
+    redis_app: Flask,
+    redis_server: RedisServer,
+    clock: FrozenClock,
+    out_of_memory: None,
+) -> None:
+    app = redis_app
+    assert (
+        post_form(
+            app.test_client(), "/register", username="alice", password=PASSWORD
+        ).status_code
+        == 303
+    )
+    alice = app.test_client()
+    assert (
+        post_form(alice, "/login", username="alice", password=PASSWORD).status_code
+        == 303
+    )
+    cookie = alice.get_cookie(COOKIE)
+    assert cookie is not None
+    clock.advance(120)  # the next request touches the session: a write
+    newcomer = app.test_client()
+    token = csrf_token(newcomer)
+
+    assert "OK" in redis_server.command("CONFIG", "SET", "maxmemory", "1")
+    responses = {
+        "touch": alice.get("/api/me"),
+        "login": newcomer.post(
+            "/login",
+            data={"username": "alice", "password": PASSWORD, "csrf_token": token},
+        ),
+    }
+    for what, response in responses.items():
+        assert response.status_code == 503, what
+        assert response.headers["Retry-After"], what
+        assert response.headers["Cache-Control"] == "no-store", what
+        assert not response.headers.getlist("Set-Cookie"), what
+        assert b"You have not been signed out" in response.data, what
+    redis_server.command("CONFIG", "SET", "maxmemory", "0")
+
+    # Nobody was signed out by the outage.
+    assert alice.get_cookie(COOKIE).value == cookie.value
+    assert alice.get("/api/me").json == {"user": "alice"}
