@@ -276,11 +276,23 @@ class SQLStore(Store):
         # SQLAlchemy's per-execute work: on SQLite it is one statement on a
         # per-thread connection opened exactly as the engine opens its own.
         s = self.t["sessions"]
-        self._get_sql = str(
-            sa.select(*(s.c[name] for name in _SESSION_FIELDS))
-            .where(s.c.key == sa.bindparam("key"))
-            .compile(dialect=self.engine.dialect)
+        self._get_sql, self._get_params = self._compiled(
+            sa.select(*(s.c[name] for name in _SESSION_FIELDS)).where(
+                s.c.key == sa.bindparam("key")
+            )
         )
+        e, v = self.t["epochs"], self.t["revoked"]
+        self._access_stmt = sa.select(
+            sa.select(e.c.epoch)
+            .where(e.c.user_id == sa.bindparam("user_id"))
+            .scalar_subquery(),
+            sa.exists().where(
+                v.c.family_id == sa.bindparam("family_id"),
+                v.c.user_id == sa.bindparam("user_id"),
+                v.c.drop_at > sa.bindparam("now"),
+            ),
+        )
+        self._access_sql, self._access_params = self._compiled(self._access_stmt)
         self._fast_sqlite = (
             self.dialect == "sqlite"
             and sa_url.get_driver_name() == "pysqlite"
@@ -307,6 +319,11 @@ class SQLStore(Store):
         self._create_schema = create_schema
 
     # -- plumbing ------------------------------------------------------------
+
+    def _compiled(self, stmt: Any) -> tuple[str, tuple[str, ...]]:
+        """SQL text and the order of its positional parameters (if any)."""
+        compiled = stmt.compile(dialect=self.engine.dialect)
+        return str(compiled), tuple(compiled.positiontup or ())
 
     @staticmethod
     def _configure_sqlite(engine: Engine) -> None:
@@ -451,12 +468,15 @@ class SQLStore(Store):
         self._fast_lock = threading.Lock()
         self._local = threading.local()
 
-    def _sqlite_get_session(self, key: str) -> SessionRecord | None:
+    def _sqlite_one(
+        self, sql: str, order: tuple[str, ...], params: dict[str, Any]
+    ) -> tuple[Any, ...] | None:
         if not self._schema_ready:
             self._guard(lambda: None)  # creates it, with _guard's error mapping
         try:
             # One statement, no explicit transaction: it reads one snapshot.
-            row = self._sqlite_connection().execute(self._get_sql, (key,)).fetchone()
+            args = tuple(params[name] for name in order)
+            row = self._sqlite_connection().execute(sql, args).fetchone()
         except (sqlite3.IntegrityError, sqlite3.ProgrammingError) as e:
             raise StoreError(
                 f"The session store ({self.dialect}) refused a statement: "
@@ -466,11 +486,11 @@ class SQLStore(Store):
             raise StoreUnavailable(
                 f"The session store ({self.dialect}) is unavailable: {type(e).__name__}"
             ) from e
-        return None if row is None else _session_from_tuple(row)
+        return cast("tuple[Any, ...] | None", row)
 
     # -- sessions ----------------------------------------------------------
 
-    def _psycopg_get_session(self, key: str) -> SessionRecord | None:
+    def _psycopg_one(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
         dbapi = self.engine.dialect.loaded_dbapi
 
         def run() -> tuple[Any, ...] | None:
@@ -480,7 +500,7 @@ class SQLStore(Store):
                 assert conn is not None
                 conn.autocommit = True
                 try:
-                    cursor = conn.execute(self._get_sql, {"key": key}, prepare=True)
+                    cursor = conn.execute(sql, params, prepare=True)
                     return cast("tuple[Any, ...] | None", cursor.fetchone())
                 finally:
                     conn.autocommit = False
@@ -498,14 +518,23 @@ class SQLStore(Store):
             finally:
                 raw.close()
 
-        row = self._guard(run)
-        return None if row is None else _session_from_tuple(row)
+        return self._guard(run)
+
+    def _fast_one(
+        self, sql: str, order: tuple[str, ...], params: dict[str, Any]
+    ) -> tuple[Any, ...] | None:
+        """One row of a one-statement read, past SQLAlchemy's per-execute work.
+
+        Only for the reads on every request (the session, the token check).
+        """
+        if self._fast_sqlite:
+            return self._sqlite_one(sql, order, params)
+        return self._psycopg_one(sql, params)
 
     def get_session(self, key: str) -> SessionRecord | None:
-        if self._fast_sqlite:
-            return self._sqlite_get_session(key)
-        if self._fast_psycopg:
-            return self._psycopg_get_session(key)
+        if self._fast_sqlite or self._fast_psycopg:
+            row = self._fast_one(self._get_sql, self._get_params, {"key": key})
+            return None if row is None else _session_from_tuple(row)
         s = self.t["sessions"]
 
         def run() -> SessionRecord | None:
@@ -909,17 +938,17 @@ class SQLStore(Store):
         return self._guard(run)
 
     def access_state(self, user_id: str, family_id: str, now: float) -> AccessState:
-        e, v = self.t["epochs"], self.t["revoked"]
-        stmt = sa.select(
-            sa.select(e.c.epoch).where(e.c.user_id == user_id).scalar_subquery(),
-            sa.exists().where(
-                v.c.family_id == family_id, v.c.user_id == user_id, v.c.drop_at > now
-            ),
-        )
+        params = {"user_id": user_id, "family_id": family_id, "now": now}
+        if self._fast_sqlite or self._fast_psycopg:
+            row = self._fast_one(self._access_sql, self._access_params, params)
+        else:
 
-        def run() -> AccessState:
-            with self._read() as conn:
-                epoch, revoked = conn.execute(stmt).one()
-            return AccessState(epoch=int(epoch or 0), family_revoked=bool(revoked))
+            def run() -> tuple[Any, ...] | None:
+                with self._read() as conn:
+                    result = conn.execute(self._access_stmt, params)
+                    return cast("tuple[Any, ...] | None", result.first())
 
-        return self._guard(run)
+            row = self._guard(run)
+        assert row is not None  # a SELECT without FROM always has its row
+        epoch, revoked = row
+        return AccessState(epoch=int(epoch or 0), family_revoked=bool(revoked))
