@@ -4,9 +4,10 @@
 #
 #   bash scripts/test.sh [pytest arguments]
 #
-# System packages (redis-server, chromium, chromium-driver) are installed with
-# apt-get when missing; PostgreSQL's binaries come from the machine (initdb,
-# pg_ctl). The tests start and stop their own servers on 127.0.0.1.
+# System packages (redis-server, chromium, chromium-driver, and wrk for the
+# benchmark smoke run) are installed with apt-get when missing; PostgreSQL's
+# binaries come from the machine (initdb, pg_ctl). The tests start and stop
+# their own servers on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,7 @@ need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
+command -v wrk >/dev/null || need+=(wrk)
 if ((${#need[@]})); then
     if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
     echo "Installing ${need[*]} with apt-get"

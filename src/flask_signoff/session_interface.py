@@ -44,6 +44,18 @@ AUTH_KEYS = ("_csrf_token", "csrf_token")
 MAX_COOKIE_LENGTH = 128
 
 
+def _vary_cookie(response: Response) -> None:
+    """Add ``Cookie`` to the ``Vary`` header.
+
+    ``response.vary.add`` parses the header into a set and writes it back;
+    most responses have no ``Vary`` yet, and then setting it is enough.
+    """
+    if "Vary" in response.headers:
+        response.vary.add("Cookie")
+    else:
+        response.headers["Vary"] = "Cookie"
+
+
 class SignoffSession(CallbackDict[str, t.Any], SessionMixin):
     """``flask.session``: a dict whose server-side record is :attr:`record`."""
 
@@ -204,7 +216,7 @@ class SignoffSessionInterface(SessionInterface):
             # Private pages must not come back from a cache after sign-out.
             response.headers["Cache-Control"] = "no-store"
         if session.cookie_present or session.record is not None:
-            response.vary.add("Cookie")
+            _vary_cookie(response)
         self._set_cookie(app, session, response)
 
     def _persist(self, session: SignoffSession) -> None:
@@ -242,12 +254,17 @@ class SignoffSessionInterface(SessionInterface):
     def _set_cookie(
         self, app: Flask, session: SignoffSession, response: Response
     ) -> None:
+        setting = session.new_secret is not None and session.record is not None
+        if not setting and not session.drop_cookie:
+            return  # the usual case: the cookie stays as it is
         name = self.get_cookie_name(app)
         domain = self.get_cookie_domain(app)
         path = self.get_cookie_path(app)
         secure = self.get_cookie_secure(app)
         samesite = self.get_cookie_samesite(app)
-        if session.new_secret is not None and session.record is not None:
+        if setting:
+            assert session.new_secret is not None
+            assert session.record is not None
             record = session.record
             max_age = None
             if record.remember:
@@ -272,7 +289,5 @@ class SignoffSessionInterface(SessionInterface):
                 httponly=True,
                 samesite=samesite,
             )
-        else:
-            return
         response.headers["Cache-Control"] = "no-store"
-        response.vary.add("Cookie")
+        _vary_cookie(response)

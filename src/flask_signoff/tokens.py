@@ -67,6 +67,17 @@ def build_keys(config: Mapping[str, t.Any], algorithm: str) -> KeySet | None:
     return KeySet.from_secret_keys([*fallbacks, secret_key], algorithm=algorithm)
 
 
+#: The settings the key set is built from.
+_KEY_SETTINGS = (
+    "SECRET_KEY",
+    "SECRET_KEY_FALLBACKS",
+    "SIGNOFF_JWT_SECRET_KEY",
+    "SIGNOFF_JWT_SECRET_KEY_FALLBACKS",
+    "SIGNOFF_JWT_PRIVATE_KEY",
+    "SIGNOFF_JWT_PUBLIC_KEYS",
+)
+
+
 class TokenService:
     """The token lifecycle of one app, built when its keys are known."""
 
@@ -92,17 +103,7 @@ class TokenService:
 
     def lifecycle_or_none(self) -> TokenLifecycle | None:
         # Rebuilt if SECRET_KEY (or a key setting) changes after init_app.
-        fingerprint = tuple(
-            repr(self._config.get(k))
-            for k in (
-                "SECRET_KEY",
-                "SECRET_KEY_FALLBACKS",
-                "SIGNOFF_JWT_SECRET_KEY",
-                "SIGNOFF_JWT_SECRET_KEY_FALLBACKS",
-                "SIGNOFF_JWT_PRIVATE_KEY",
-                "SIGNOFF_JWT_PUBLIC_KEYS",
-            )
-        )
+        fingerprint = tuple(self._config.get(k) for k in _KEY_SETTINGS)
         if self._lifecycle is None or fingerprint != self._lifecycle_for:
             keys = build_keys(self._config, self._state.settings.jwt_algorithm)
             if keys is None:

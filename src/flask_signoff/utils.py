@@ -45,12 +45,17 @@ def _session() -> SignoffSession:
     return sess
 
 
+_MISSING = object()
+
+
 def _get_user() -> t.Any:
     if not has_request_context():
         return None
-    if "_login_user" not in g:
+    user = g.get("_login_user", _MISSING)
+    if user is _MISSING:
         _manager()._load_user()
-    return g._login_user
+        user = g._login_user
+    return user
 
 
 def _seconds(duration: dt.timedelta | float | int | None) -> float | None:
@@ -205,13 +210,14 @@ def login_remembered() -> bool:
 def _protect(func: F, *, fresh: bool) -> F:
     @functools.wraps(func)
     def decorated_view(*args: t.Any, **kwargs: t.Any) -> t.Any:
-        if request.method in EXEMPT_METHODS or current_app.config.get("LOGIN_DISABLED"):
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        if request.method in EXEMPT_METHODS or app.config.get("LOGIN_DISABLED"):
             pass
-        elif not current_user.is_authenticated:
+        elif not _get_user().is_authenticated:
             return _manager().unauthorized()
         elif fresh and not login_fresh():
             return _manager().needs_refresh()
-        return current_app.ensure_sync(func)(*args, **kwargs)
+        return app.ensure_sync(func)(*args, **kwargs)
 
     return t.cast(F, decorated_view)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import os
 import socket
 import sqlite3
 import threading
@@ -19,6 +20,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
+from flask_signoff.core.ids import hash_secret, new_secret, random_tag
 from flask_signoff.core.records import SessionRecord
 from flask_signoff.core.sessions import SessionLifecycle, SessionPolicy
 from flask_signoff.exceptions import StoreUnavailable
@@ -65,6 +67,100 @@ def test_processes_creating_the_schema_at_once_all_come_up(empty_db: str) -> Non
     with ctx.Pool(4) as pool:
         results = pool.starmap(_worker, [(empty_db, start_at)] * 4)
     assert sorted(results) == [1, 2, 3, 4]
+
+
+# -- the SQLite read path: one statement on a per-thread connection --------------
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SQLStore]:
+    store = SQLStore(f"sqlite:///{tmp_path / 'reads.sqlite3'}")
+    yield store
+    store.close()
+
+
+def _record(key: str) -> SessionRecord:
+    return SessionRecord(
+        key=key,
+        tag=key[:8],
+        public_id="pub-" + key[:8],
+        user_id=None,
+        data='{"a":1}',
+        created_at=1.5,
+        last_seen_at=2.25,
+        expires_at=3.125,
+        drop_at=3.0,
+        remember=True,
+        fresh_until=0.0,
+        ip="127.0.0.1",
+        user_agent=None,
+    )
+
+
+def test_sqlite_reads_use_one_connection_per_thread(sqlite_store: SQLStore) -> None:
+    record = _record(hash_secret(new_secret(random_tag())))
+    sqlite_store.create_session(record)
+    assert sqlite_store.get_session(record.key) == record
+    mine = sqlite_store._sqlite_connection()
+    assert sqlite_store._sqlite_connection() is mine
+    theirs: list[object] = []
+
+    def read() -> None:
+        assert sqlite_store.get_session(record.key) == record
+        theirs.append(sqlite_store._sqlite_connection())
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    thread.join(10)
+    assert theirs
+    assert theirs[0] is not mine
+    # Same pragmas as the engine's connections.
+    assert mine.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert mine.isolation_level is None
+
+
+def test_sqlite_reads_reconnect_after_close(sqlite_store: SQLStore) -> None:
+    record = _record(hash_secret(new_secret(random_tag())))
+    sqlite_store.create_session(record)
+    before = sqlite_store._sqlite_connection()
+    sqlite_store.close()
+    assert sqlite_store.get_session(record.key) == record
+    assert sqlite_store._sqlite_connection() is not before
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_sqlite_reads_in_a_forked_child_use_their_own_connection(
+    sqlite_store: SQLStore,
+) -> None:
+    record = _record(hash_secret(new_secret(random_tag())))
+    sqlite_store.create_session(record)
+    parent = sqlite_store._sqlite_connection()
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.SimpleQueue()
+
+    def child() -> None:
+        ok = sqlite_store.get_session(record.key) == record
+        queue.put(ok and sqlite_store._sqlite_connection() is not parent)
+
+    proc = ctx.Process(target=child)
+    proc.start()
+    proc.join(30)
+    assert proc.exitcode == 0
+    assert queue.get() is True
+    assert sqlite_store.get_session(record.key) == record
+
+
+def test_sqlite_read_of_a_broken_file_is_unavailable(tmp_path: Path) -> None:
+    target = tmp_path / "not-a-db.sqlite3"
+    store = SQLStore(f"sqlite:///{target}")
+    try:
+        store.create_schema()
+        store.close()
+        target.write_bytes(b"this is not a database" * 100)
+        with pytest.raises(StoreUnavailable, match="sqlite"):
+            store.get_session(hash_secret(new_secret(random_tag())))
+    finally:
+        store.close()
 
 
 def _paused_rotation(

@@ -56,8 +56,10 @@ import contextlib
 import hashlib
 import os
 import socket
+import sqlite3
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
@@ -184,6 +186,48 @@ def _session_from_row(row: Any) -> SessionRecord:
         ip=row.ip,
         user_agent=row.user_agent,
     )
+
+
+def _session_from_tuple(row: tuple[Any, ...]) -> SessionRecord:
+    """A row selected as ``_SESSION_FIELDS``, in that order."""
+    return SessionRecord(
+        key=row[0],
+        tag=row[1],
+        public_id=row[2],
+        user_id=row[3],
+        data=row[4],
+        created_at=row[5],
+        last_seen_at=row[6],
+        expires_at=row[7],
+        drop_at=row[8],
+        remember=bool(row[9]),
+        fresh_until=row[10],
+        ip=row[11],
+        user_agent=row[12],
+    )
+
+
+def _sqlite_pragmas(dbapi_conn: Any) -> None:
+    """Set up a new SQLite connection: our transactions, WAL, full sync."""
+    # Take transaction control from the driver so BEGIN is ours.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.close()
+
+
+#: Stores with per-thread SQLite connections; a forked child drops its copies.
+_FAST_STORES: weakref.WeakSet[SQLStore] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for store in list(_FAST_STORES):
+        store._forget_fast_connections()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def _session_values(record: SessionRecord) -> dict[str, Any]:
@@ -385,6 +429,46 @@ class SQLStore(Store):
         if self.dialect == "sqlite":
             self._configure_sqlite(self.engine)
         self.metadata, self.t = _tables(table_prefix)
+        # The session read, every request's one store call, skips
+        # SQLAlchemy's per-execute work: on SQLite it is one statement on a
+        # per-thread connection opened exactly as the engine opens its own.
+        s = self.t["sessions"]
+        self._get_sql, self._get_params = self._compiled(
+            sa.select(*(s.c[name] for name in _SESSION_FIELDS)).where(
+                s.c.key == sa.bindparam("key")
+            )
+        )
+        e, v = self.t["epochs"], self.t["revoked"]
+        self._access_stmt = sa.select(
+            sa.select(e.c.epoch)
+            .where(e.c.user_id == sa.bindparam("user_id"))
+            .scalar_subquery(),
+            sa.exists().where(
+                v.c.family_id == sa.bindparam("family_id"),
+                v.c.user_id == sa.bindparam("user_id"),
+                v.c.drop_at > sa.bindparam("now"),
+            ),
+        )
+        self._access_sql, self._access_params = self._compiled(self._access_stmt)
+        self._fast_sqlite = (
+            self.dialect == "sqlite"
+            and sa_url.get_driver_name() == "pysqlite"
+            and not options.keys() & {"creator", "module", "pool", "poolclass"}
+        )
+        self._sqlite_connect_args: dict[str, Any] = dict(
+            options.get("connect_args") or {}
+        )
+        self._local = threading.local()
+        self._fast_lock = threading.Lock()
+        self._fast_conns: list[sqlite3.Connection] = []
+        self._fast_generation = 0
+        if self._fast_sqlite:
+            _FAST_STORES.add(self)
+        # On PostgreSQL: a pooled connection used directly, in autocommit for
+        # the one SELECT, so there is no BEGIN and no ROLLBACK round trip.
+        self._fast_psycopg = (
+            self.dialect == "postgresql" and sa_url.get_driver_name() == "psycopg"
+        )
         #: Advisory lock key that serialises schema creation (PostgreSQL).
         self._schema_lock = zlib.crc32(f"flask-signoff:schema:{table_prefix}".encode())
         self._table_prefix = table_prefix
@@ -393,16 +477,16 @@ class SQLStore(Store):
 
     # -- plumbing ------------------------------------------------------------
 
+    def _compiled(self, stmt: Any) -> tuple[str, tuple[str, ...]]:
+        """SQL text and the order of its positional parameters (if any)."""
+        compiled = stmt.compile(dialect=self.engine.dialect)
+        return str(compiled), tuple(compiled.positiontup or ())
+
     @staticmethod
     def _configure_sqlite(engine: Engine) -> None:
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-            # Take transaction control from the driver so BEGIN is ours.
-            dbapi_conn.isolation_level = None
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
-            cur.close()
+            _sqlite_pragmas(dbapi_conn)
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
@@ -532,11 +616,113 @@ class SQLStore(Store):
     def close(self) -> None:
         if self._watchdog is not None:
             self._watchdog.close()
+        self._close_fast_connections()
         self.engine.dispose()
+
+    # -- the SQLite read path ------------------------------------------------
+
+    def _sqlite_connection(self) -> sqlite3.Connection:
+        """This thread's SQLite connection for reads, opened on first use."""
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        if conn is not None and local.generation == self._fast_generation:
+            return conn
+        cargs, cparams = self.engine.dialect.create_connect_args(self.engine.url)
+        cparams.update(self._sqlite_connect_args)
+        connect: Callable[..., sqlite3.Connection] = sqlite3.connect
+        conn = connect(*cargs, **cparams)
+        try:
+            _sqlite_pragmas(conn)
+        except BaseException:
+            conn.close()
+            raise
+        with self._fast_lock:
+            self._fast_conns.append(conn)
+            local.conn, local.generation = conn, self._fast_generation
+        return conn
+
+    def _close_fast_connections(self) -> None:
+        with self._fast_lock:
+            conns, self._fast_conns = self._fast_conns, []
+            self._fast_generation += 1
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
+    def _forget_fast_connections(self) -> None:
+        # In a forked child: never use (nor close) the parent's connections.
+        self._fast_conns = []
+        self._fast_generation += 1
+        self._fast_lock = threading.Lock()
+        self._local = threading.local()
+
+    def _sqlite_one(
+        self, sql: str, order: tuple[str, ...], params: dict[str, Any]
+    ) -> tuple[Any, ...] | None:
+        if not self._schema_ready:
+            self._guard(lambda: None)  # creates it, with _guard's error mapping
+        try:
+            # One statement, no explicit transaction: it reads one snapshot.
+            args = tuple(params[name] for name in order)
+            row = self._sqlite_connection().execute(sql, args).fetchone()
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError) as e:
+            raise StoreError(
+                f"The session store ({self.dialect}) refused a statement: "
+                f"{type(e).__name__}"
+            ) from e
+        except sqlite3.Error as e:
+            raise StoreUnavailable(
+                f"The session store ({self.dialect}) is unavailable: {type(e).__name__}"
+            ) from e
+        return cast("tuple[Any, ...] | None", row)
 
     # -- sessions ----------------------------------------------------------
 
+    def _psycopg_one(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        dbapi = self.engine.dialect.loaded_dbapi
+
+        def run() -> tuple[Any, ...] | None:
+            raw = self.engine.raw_connection()
+            try:
+                conn = raw.driver_connection
+                assert conn is not None
+                conn.autocommit = True
+                try:
+                    cursor = conn.execute(sql, params, prepare=True)
+                    return cast("tuple[Any, ...] | None", cursor.fetchone())
+                finally:
+                    conn.autocommit = False
+            except dbapi.Error as e:
+                raw.invalidate(e)
+                if isinstance(e, (dbapi.IntegrityError, dbapi.ProgrammingError)):
+                    raise StoreError(
+                        f"The session store ({self.dialect}) refused a statement: "
+                        f"{type(e).__name__}"
+                    ) from e
+                raise StoreUnavailable(
+                    f"The session store ({self.dialect}) is unavailable: "
+                    f"{type(e).__name__}"
+                ) from e
+            finally:
+                raw.close()
+
+        return self._guard(run)
+
+    def _fast_one(
+        self, sql: str, order: tuple[str, ...], params: dict[str, Any]
+    ) -> tuple[Any, ...] | None:
+        """One row of a one-statement read, past SQLAlchemy's per-execute work.
+
+        Only for the reads on every request (the session, the token check).
+        """
+        if self._fast_sqlite:
+            return self._sqlite_one(sql, order, params)
+        return self._psycopg_one(sql, params)
+
     def get_session(self, key: str) -> SessionRecord | None:
+        if self._fast_sqlite or self._fast_psycopg:
+            row = self._fast_one(self._get_sql, self._get_params, {"key": key})
+            return None if row is None else _session_from_tuple(row)
         s = self.t["sessions"]
 
         def run() -> SessionRecord | None:
@@ -940,17 +1126,17 @@ class SQLStore(Store):
         return self._guard(run)
 
     def access_state(self, user_id: str, family_id: str, now: float) -> AccessState:
-        e, v = self.t["epochs"], self.t["revoked"]
-        stmt = sa.select(
-            sa.select(e.c.epoch).where(e.c.user_id == user_id).scalar_subquery(),
-            sa.exists().where(
-                v.c.family_id == family_id, v.c.user_id == user_id, v.c.drop_at > now
-            ),
-        )
+        params = {"user_id": user_id, "family_id": family_id, "now": now}
+        if self._fast_sqlite or self._fast_psycopg:
+            row = self._fast_one(self._access_sql, self._access_params, params)
+        else:
 
-        def run() -> AccessState:
-            with self._read() as conn:
-                epoch, revoked = conn.execute(stmt).one()
-            return AccessState(epoch=int(epoch or 0), family_revoked=bool(revoked))
+            def run() -> tuple[Any, ...] | None:
+                with self._read() as conn:
+                    result = conn.execute(self._access_stmt, params)
+                    return cast("tuple[Any, ...] | None", result.first())
 
-        return self._guard(run)
+            row = self._guard(run)
+        assert row is not None  # a SELECT without FROM always has its row
+        epoch, revoked = row
+        return AccessState(epoch=int(epoch or 0), family_revoked=bool(revoked))
