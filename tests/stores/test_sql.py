@@ -293,7 +293,7 @@ def faulty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SQLStore
     store.close()
 
 
-def _record(store: SQLStore) -> SessionRecord:
+def _signed_in(store: SQLStore) -> SessionRecord:
     lifecycle = SessionLifecycle(store, SessionPolicy())
     _, record = lifecycle.sign_in("alice")
     return record
@@ -302,17 +302,17 @@ def _record(store: SQLStore) -> SessionRecord:
 def test_a_read_on_a_dead_connection_runs_again(
     faulty: SQLStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    record = _record(faulty)
+    record = _signed_in(faulty)
     faults = Faults(faulty, monkeypatch)
     faults.fail_statements.append(sqlite3.ProgrammingError(Faults.DISCONNECT))
-    assert faulty.get_session(record.key) == record
+    assert faulty.list_sessions("alice", record.created_at) == [record]
     assert faults.statements == ["SELECT", "SELECT"]
 
 
 def test_a_write_that_died_before_commit_runs_again(
     faulty: SQLStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    record = _record(faulty)
+    record = _signed_in(faulty)
     faults = Faults(faulty, monkeypatch)
     faults.fail_statements.append(sqlite3.ProgrammingError(Faults.DISCONNECT))
     record.data = "changed"
@@ -340,25 +340,25 @@ def test_a_write_that_died_while_committing_is_not_run_again(
 def test_other_errors_are_not_run_again(
     faulty: SQLStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    record = _record(faulty)
+    record = _signed_in(faulty)
     faults = Faults(faulty, monkeypatch)
     faults.fail_statements.append(sqlite3.OperationalError("database is locked"))
     with pytest.raises(StoreUnavailable, match="unavailable: OperationalError"):
-        faulty.get_session(record.key)
+        faulty.list_sessions("alice", record.created_at)
     assert faults.statements == ["SELECT"]
 
 
 def test_a_second_dead_connection_is_an_outage(
     faulty: SQLStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    record = _record(faulty)
+    record = _signed_in(faulty)
     faults = Faults(faulty, monkeypatch)
     faults.fail_statements += [
         sqlite3.ProgrammingError(Faults.DISCONNECT),
         sqlite3.ProgrammingError(Faults.DISCONNECT),
     ]
     with pytest.raises(StoreUnavailable):
-        faulty.get_session(record.key)
+        faulty.list_sessions("alice", record.created_at)
     assert faults.statements == ["SELECT", "SELECT"]
 
 
@@ -366,17 +366,18 @@ def test_a_second_dead_connection_is_an_outage(
 
 
 class _FakeConnection:
-    """What the watchdog sees of a SQLAlchemy connection to psycopg."""
+    """What the watchdog sees of a psycopg connection in the pool."""
 
     def __init__(self, sock: socket.socket) -> None:
         pgconn = types.SimpleNamespace(socket=sock.fileno())
-        self.connection = types.SimpleNamespace(
-            dbapi_connection=types.SimpleNamespace(pgconn=pgconn)
-        )
+        self.dbapi_connection = types.SimpleNamespace(pgconn=pgconn)
         self.invalidated = False
 
     def invalidate(self) -> None:
         self.invalidated = True
+
+    def watched_by(self, watchdog: _Watchdog) -> Any:
+        return watchdog.watch(self.dbapi_connection, self.invalidate)
 
 
 def _wait_for_answer(sock: socket.socket) -> bytes:
@@ -394,14 +395,14 @@ def test_the_watchdog_ends_a_call_that_overruns_and_spares_the_others() -> None:
     slow, fast = _FakeConnection(slow_client), _FakeConnection(fast_client)
     try:
         start = time.monotonic()
-        with pytest.raises(_Overrun), watchdog.watch(slow):  # type: ignore[arg-type]
+        with pytest.raises(_Overrun), slow.watched_by(watchdog):
             _wait_for_answer(slow_client)
         assert 0.3 <= time.monotonic() - start < 1.0
         assert slow.invalidated
         # A call that gets its answer in time is left alone, and so is its
         # connection, whatever the watchdog does meanwhile.
         fast_server.sendall(b"answer")
-        with watchdog.watch(fast):  # type: ignore[arg-type]
+        with fast.watched_by(watchdog):
             assert _wait_for_answer(fast_client) == b"answer"
         time.sleep(0.4)
         assert not fast.invalidated
@@ -418,7 +419,7 @@ def test_the_watchdog_sleeps_once_nothing_is_left_to_end() -> None:
     client, server = socket.socketpair()
     conn = _FakeConnection(client)
     try:
-        with watchdog.watch(conn):  # type: ignore[arg-type]
+        with conn.watched_by(watchdog):
             time.sleep(0.3)  # killed at 0.1 s, still running: no busy loop
             assert watchdog._idle
         assert conn.invalidated
@@ -427,7 +428,7 @@ def test_the_watchdog_sleeps_once_nothing_is_left_to_end() -> None:
         with other_client, other_server:
             other = _FakeConnection(other_client)
             start = time.monotonic()
-            with pytest.raises(_Overrun), watchdog.watch(other):  # type: ignore[arg-type]
+            with pytest.raises(_Overrun), other.watched_by(watchdog):
                 _wait_for_answer(other_client)
             assert time.monotonic() - start < 0.5
     finally:

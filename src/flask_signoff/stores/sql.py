@@ -294,10 +294,13 @@ class _Watchdog:
         self._pid = os.getpid()
 
     @contextlib.contextmanager
-    def watch(self, conn: Connection) -> Iterator[None]:
-        """Shut ``conn``'s socket down if the block is still running at the
-        deadline; raise :class:`_Overrun` from the error that follows."""
-        fd = _socket_of(conn)
+    def watch(
+        self, dbapi_connection: Any, invalidate: Callable[[], None]
+    ) -> Iterator[None]:
+        """Shut the connection's socket down if the block is still running at
+        the deadline; raise :class:`_Overrun` from the error that follows, and
+        ``invalidate()`` the connection."""
+        fd = _socket_of(dbapi_connection)
         if fd is None or self._closed:
             yield
             return
@@ -313,7 +316,7 @@ class _Watchdog:
                 self._wake.set()
         try:
             yield
-        except exc.DBAPIError as e:
+        except Exception as e:
             if call.killed:
                 raise _Overrun() from e
             raise
@@ -323,7 +326,7 @@ class _Watchdog:
             os.close(call.fd)
             if call.killed:
                 # Killed just as it finished, maybe: never reuse the socket.
-                conn.invalidate()
+                invalidate()
 
     def _run(self) -> None:
         while not self._closed:
@@ -353,9 +356,9 @@ class _Watchdog:
             self._wake.set()
 
 
-def _socket_of(conn: Connection) -> int | None:
+def _socket_of(dbapi_connection: Any) -> int | None:
     """The socket descriptor of a psycopg connection, else ``None``."""
-    pgconn = getattr(conn.connection.dbapi_connection, "pgconn", None)
+    pgconn = getattr(dbapi_connection, "pgconn", None)
     if pgconn is None:
         return None
     try:
@@ -539,7 +542,7 @@ class SQLStore(Store):
     def _watched(self, conn: Connection) -> contextlib.AbstractContextManager[None]:
         if self._watchdog is None:
             return contextlib.nullcontext()
-        return self._watchdog.watch(conn)
+        return self._watchdog.watch(conn.connection.dbapi_connection, conn.invalidate)
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -683,28 +686,42 @@ class SQLStore(Store):
 
         def run() -> tuple[Any, ...] | None:
             raw = self.engine.raw_connection()
+            conn = raw.driver_connection
+            assert conn is not None
+            watched: contextlib.AbstractContextManager[None] = (
+                contextlib.nullcontext()
+                if self._watchdog is None
+                else self._watchdog.watch(raw.dbapi_connection, raw.invalidate)
+            )
             try:
-                conn = raw.driver_connection
-                assert conn is not None
-                conn.autocommit = True
-                try:
-                    cursor = conn.execute(sql, params, prepare=True)
-                    return cast("tuple[Any, ...] | None", cursor.fetchone())
-                finally:
-                    conn.autocommit = False
+                with watched:  # a frozen server: _Overrun, never retried
+                    conn.autocommit = True
+                    try:
+                        cursor = conn.execute(sql, params, prepare=True)
+                        return cast("tuple[Any, ...] | None", cursor.fetchone())
+                    finally:
+                        conn.autocommit = False
             except dbapi.Error as e:
                 raw.invalidate(e)
-                if isinstance(e, (dbapi.IntegrityError, dbapi.ProgrammingError)):
-                    raise StoreError(
-                        f"The session store ({self.dialect}) refused a statement: "
+                if not (conn.closed or getattr(conn, "broken", False)):
+                    if isinstance(e, (dbapi.IntegrityError, dbapi.ProgrammingError)):
+                        raise StoreError(
+                            f"The session store ({self.dialect}) refused a "
+                            f"statement: {type(e).__name__}"
+                        ) from e
+                    raise StoreUnavailable(
+                        f"The session store ({self.dialect}) is unavailable: "
                         f"{type(e).__name__}"
                     ) from e
-                raise StoreUnavailable(
-                    f"The session store ({self.dialect}) is unavailable: "
-                    f"{type(e).__name__}"
-                ) from e
             finally:
                 raw.close()
+            # The pooled connection was dead: the server restarted since it
+            # was last used. Read again through SQLAlchemy, which on a dead
+            # connection also replaces every older one of the pool (and then
+            # _guard runs this once more), as for every other read.
+            with self._read() as c:
+                row = c.exec_driver_sql(sql, params).first()
+            return None if row is None else tuple(row)
 
         return self._guard(run)
 
