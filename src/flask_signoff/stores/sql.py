@@ -685,7 +685,13 @@ class SQLStore(Store):
         dbapi = self.engine.dialect.loaded_dbapi
 
         def run() -> tuple[Any, ...] | None:
-            raw = self.engine.raw_connection()
+            try:
+                raw = self.engine.raw_connection()
+            except dbapi.Error as e:  # the pool's own errors come unwrapped
+                raise StoreUnavailable(
+                    f"The session store ({self.dialect}) is unavailable: "
+                    f"{type(e).__name__}"
+                ) from e
             conn = raw.driver_connection
             assert conn is not None
             watched: contextlib.AbstractContextManager[None] = (
