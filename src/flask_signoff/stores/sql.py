@@ -212,9 +212,32 @@ def _sqlite_pragmas(dbapi_conn: Any) -> None:
     # Take transaction control from the driver so BEGIN is ours.
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=FULL")
-    cur.close()
+    try:
+        _sqlite_wal(cur)
+        cur.execute("PRAGMA synchronous=FULL")
+    finally:
+        cur.close()
+
+
+def _sqlite_wal(cur: Any) -> None:
+    """Put the database in WAL mode (once per file: the mode is persistent).
+
+    Switching needs a moment alone with the file, and SQLite answers
+    "database is locked" at once, without its busy timeout, when another
+    connection opening the same new file holds it: several workers starting
+    on an empty database all try this together. Try again for a while.
+    """
+    if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + 5.0
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 #: Stores with per-thread SQLite connections; a forked child drops its copies.
