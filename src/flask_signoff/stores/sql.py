@@ -61,7 +61,7 @@ import threading
 import time
 import weakref
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
@@ -170,26 +170,9 @@ def _tables(prefix: str) -> tuple[sa.MetaData, dict[str, sa.Table]]:
     }
 
 
-def _session_from_row(row: Any) -> SessionRecord:
-    return SessionRecord(
-        key=row.key,
-        tag=row.tag,
-        public_id=row.public_id,
-        user_id=row.user_id,
-        data=row.data,
-        created_at=row.created_at,
-        last_seen_at=row.last_seen_at,
-        expires_at=row.expires_at,
-        drop_at=row.drop_at,
-        remember=bool(row.remember),
-        fresh_until=row.fresh_until,
-        ip=row.ip,
-        user_agent=row.user_agent,
-    )
-
-
-def _session_from_tuple(row: tuple[Any, ...]) -> SessionRecord:
-    """A row selected as ``_SESSION_FIELDS``, in that order."""
+def _session_from_row(row: Sequence[Any]) -> SessionRecord:
+    """A row of the sessions table: its columns are ``_SESSION_FIELDS``, in
+    that order, whether selected whole or by the fast read path."""
     return SessionRecord(
         key=row[0],
         tag=row[1],
@@ -768,7 +751,7 @@ class SQLStore(Store):
     def get_session(self, key: str) -> SessionRecord | None:
         if self._fast_sqlite or self._fast_psycopg:
             row = self._fast_one(self._get_sql, self._get_params, {"key": key})
-            return None if row is None else _session_from_tuple(row)
+            return None if row is None else _session_from_row(row)
         s = self.t["sessions"]
 
         def run() -> SessionRecord | None:
