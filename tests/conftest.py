@@ -23,9 +23,7 @@ from tests.servers import (
     PostgresServer,
     RedisCluster,
     RedisServer,
-    ServerMissing,
-    missing,
-    running,
+    started,
 )
 
 
@@ -64,33 +62,23 @@ def client(app: Flask) -> Any:
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A standalone ``redis-server``."""
-    try:
-        server = RedisServer(str(tmp_path_factory.mktemp("redis")))
-    except ServerMissing as e:
-        missing(str(e))
-    with running(server):
+    directory = str(tmp_path_factory.mktemp("redis"))
+    with started(lambda: RedisServer(directory)) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
     """A Redis Cluster of three masters."""
-    try:
-        cluster = RedisCluster(str(tmp_path_factory.mktemp("redis-cluster")))
-    except ServerMissing as e:
-        missing(str(e))
-    with running(cluster):
+    directory = str(tmp_path_factory.mktemp("redis-cluster"))
+    with started(lambda: RedisCluster(directory)) as cluster:
         yield cluster
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A PostgreSQL server with an empty database ``signoff``."""
-    try:
-        # mkdtemp, not tmp_path: the server runs as another user and pytest's
-        # folders are 0700 root.
-        server = PostgresServer(tempfile.mkdtemp(prefix="signoff-pg-"))
-    except ServerMissing as e:
-        missing(str(e))
-    with running(server):
-        yield server
+    # mkdtemp, not tmp_path: the server runs as another user and pytest's
+    # folders are 0700 root.
+    with started(lambda: PostgresServer(tempfile.mkdtemp(prefix="signoff-pg-"))) as pg:
+        yield pg

@@ -26,6 +26,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import typing as t
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -480,3 +481,20 @@ def running(server: RedisServer | RedisCluster | PostgresServer) -> Iterator[Non
         server.stop()
         if isinstance(server, PostgresServer):
             server.cleanup()
+
+
+AnyServer = t.TypeVar("AnyServer", RedisServer, RedisCluster, PostgresServer)
+
+
+@contextlib.contextmanager
+def started(make: Callable[[], AnyServer]) -> Iterator[AnyServer]:
+    """Build a server with ``make()`` and run it for the ``with`` block.
+
+    A missing binary skips the tests that need it (fails them in CI).
+    """
+    try:
+        server = make()
+    except ServerMissing as e:
+        missing(str(e))
+    with running(server):
+        yield server

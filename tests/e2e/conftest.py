@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,24 +23,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.servers import free_port, missing
+
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-
-
-def _missing(reason: str) -> None:
-    if os.environ.get("SIGNOFF_REQUIRE_SERVERS") == "1":
-        pytest.fail(f"{reason} (SIGNOFF_REQUIRE_SERVERS=1)")
-    pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -63,7 +52,7 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The base URL of ``flask --app examples.demo run`` on a free port."""
     instance = tmp_path_factory.mktemp("demo-instance")
     log = instance / "server.log"
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
     env["SIGNOFF_DEMO_INSTANCE_PATH"] = str(instance)
@@ -92,12 +81,12 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def new_browser() -> Iterator[Callable[[], WebDriver]]:
     """``new_browser()``: a headless Chromium with a fresh profile (a device)."""
     if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        _missing("chromium or chromedriver is not installed")
+        missing("chromium or chromedriver")
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
     except ImportError:
-        _missing("selenium is not installed")
+        missing("selenium")
 
     drivers: list[WebDriver] = []
     profiles: list[str] = []

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.servers import PostgresServer, RedisServer, ServerMissing, missing, running
+from tests.servers import PostgresServer, RedisServer, started
 
 #: ``SIGNOFF_STORE_TIMEOUT`` in these tests, in seconds.
 STORE_TIMEOUT = 1.0
@@ -22,19 +22,12 @@ STORE_TIMEOUT = 1.0
 
 @pytest.fixture(scope="package")
 def outage_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    try:
-        server = RedisServer(str(tmp_path_factory.mktemp("redis")), persistent=True)
-    except ServerMissing as e:
-        missing(str(e))
-    with running(server):
+    directory = str(tmp_path_factory.mktemp("redis"))
+    with started(lambda: RedisServer(directory, persistent=True)) as server:
         yield server
 
 
 @pytest.fixture(scope="package")
 def outage_postgres() -> Iterator[PostgresServer]:
-    try:
-        server = PostgresServer(tempfile.mkdtemp(prefix="signoff-pg-"))
-    except ServerMissing as e:
-        missing(str(e))
-    with running(server):
-        yield server
+    with started(lambda: PostgresServer(tempfile.mkdtemp(prefix="signoff-pg-"))) as pg:
+        yield pg
