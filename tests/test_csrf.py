@@ -9,7 +9,7 @@ import pytest
 from flask import Blueprint, Flask, render_template_string
 from flask.testing import FlaskClient
 
-from flask_signoff import csrf_exempt, csrf_protect
+from flask_signoff import Signoff, csrf_exempt, csrf_protect, current_user, login_user
 from flask_signoff.testing import sign_in_client
 from tests.csrf_apps import (
     SECRET,
@@ -368,21 +368,20 @@ def test_template_helpers(app: Flask) -> None:
 has_flask_wtf = importlib.util.find_spec("flask_wtf") is not None
 
 
-@pytest.mark.skipif(not has_flask_wtf, reason="Flask-WTF is not installed")
-def test_flask_wtf_coexists(tmp_path: Path) -> None:
+def flask_wtf_app(tmp_path: Path) -> tuple[Flask, object, Signoff]:
+    """An app with Flask-WTF's CSRFProtect set up before Flask-Signoff.
+
+    Returns the app, Flask-WTF's ``csrf_token`` global, and the extension.
+    Routes: ``GET /form`` (the token), ``POST /login``, ``POST /act``.
+    """
     from flask_wtf.csrf import CSRFProtect
 
     app = Flask(__name__, instance_path=str(tmp_path))
     app.config.update(SECRET_KEY=SECRET, TESTING=True, SIGNOFF_CSRF_PROTECT=True)
     CSRFProtect(app)
     wtf_global = app.jinja_env.globals["csrf_token"]
-    from flask_signoff import Signoff, login_user
-
     signoff = Signoff(app)
     signoff.user_loader(User)
-    # Flask-WTF's global is left alone; ours has its own name.
-    assert app.jinja_env.globals["csrf_token"] is wtf_global
-    assert "signoff_csrf_token" in app.jinja_env.globals
 
     @app.get("/form")
     def form() -> str:
@@ -396,6 +395,16 @@ def test_flask_wtf_coexists(tmp_path: Path) -> None:
     @app.post("/act")
     def act() -> str:
         return "done"
+
+    return app, wtf_global, signoff
+
+
+@pytest.mark.skipif(not has_flask_wtf, reason="Flask-WTF is not installed")
+def test_flask_wtf_coexists(tmp_path: Path) -> None:
+    app, wtf_global, _ = flask_wtf_app(tmp_path)
+    # Flask-WTF's global is left alone; ours has its own name.
+    assert app.jinja_env.globals["csrf_token"] is wtf_global
+    assert "signoff_csrf_token" in app.jinja_env.globals
 
     client = app.test_client()
     token = token_of(client)
@@ -416,24 +425,7 @@ def test_flask_wtf_coexists(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not has_flask_wtf, reason="Flask-WTF is not installed")
 def test_revoking_the_current_session_drops_flask_wtf_token(tmp_path: Path) -> None:
-    from flask_wtf.csrf import CSRFProtect
-
-    from flask_signoff import Signoff, current_user, login_user
-
-    app = Flask(__name__, instance_path=str(tmp_path))
-    app.config.update(SECRET_KEY=SECRET, TESTING=True, SIGNOFF_CSRF_PROTECT=True)
-    CSRFProtect(app)
-    signoff = Signoff(app)
-    signoff.user_loader(User)
-
-    @app.get("/form")
-    def form() -> str:
-        return render_template_string("{{ csrf_token() }}")
-
-    @app.post("/login")
-    def login() -> str:
-        login_user(User("1"))
-        return "in"
+    app, _, signoff = flask_wtf_app(tmp_path)
 
     @app.post("/revoke-here")
     def revoke_here() -> str:
@@ -441,10 +433,6 @@ def test_revoking_the_current_session_drops_flask_wtf_token(tmp_path: Path) -> N
         assert current is not None
         signoff.revoke_session(current_user, current.public_id)
         return "signed out here"
-
-    @app.post("/act")
-    def act() -> str:
-        return "done"
 
     client = app.test_client()
     assert (
