@@ -514,13 +514,31 @@ class Signoff:
         return True
 
     def revoke_other_sessions(self, user: t.Any | None = None) -> int:
-        """End every session of the user except the current one."""
+        """Sign the user out of every other client: what people expect of
+        "sign out all other sessions".
+
+        Every other session, every refresh family and every access token
+        issued before now ends (:meth:`revoke_user` with the current session
+        kept, so :data:`~flask_signoff.signals.user_signed_out_everywhere`
+        is sent); API clients must sign in again. The current session then
+        moves to a new id, so a copy of its cookie taken earlier ends too.
+        It is kept only if it is the user's and authenticated this request:
+        on a Bearer request, every session and token of the user ends, the
+        caller's included. Returns the number of sessions ended.
+        """
         from .utils import current_user
 
         user_id = self._user_id(user if user is not None else current_user)
         current = self.current_session()
-        keep = current.key if current is not None else None
-        return get_state().lifecycle.revoke_others(user_id, keep)
+        keep = (
+            current is not None
+            and current.user_id == user_id
+            and not request_authorization().by_bearer
+        )
+        count = self.revoke_user(user_id, keep_current=keep)
+        if keep:
+            self.rotate(reason="revoke_others")
+        return count
 
     def revoke_user(self, user: t.Any, *, keep_current: bool = False) -> int:
         """Sign ``user`` out everywhere: every session, refresh family and
