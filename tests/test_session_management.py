@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from flask import Flask, jsonify
 
 from apps import count_rows, make_app
@@ -15,6 +16,8 @@ from flask_signoff import (
     session_revoked,
     user_signed_out_everywhere,
 )
+from flask_signoff.exceptions import InvalidGrant, TokenError
+from flask_signoff.extension import get_state
 
 
 def add_routes(app: Flask) -> None:
@@ -116,6 +119,32 @@ def test_revoke_others_keeps_this_one(app: Flask) -> None:
     assert all(c.get("/me").status_code == 401 for c in others)
     assert here.get("/me").status_code == 200
     assert bob.get("/me").status_code == 200
+
+
+def test_revoke_others_ends_every_other_client_and_says_so(app: Flask) -> None:
+    add_routes(app)
+    signoff = app.login_manager  # type: ignore[attr-defined]
+    with app.app_context():
+        pair = signoff.issue_tokens("alice")
+        bob_pair = signoff.issue_tokens("bob")
+    (here,) = devices(app, 1)
+    copied = here.get_cookie("session").value
+    seen: list[Any] = []
+    with user_signed_out_everywhere.connected_to(lambda s, **kw: seen.append(kw)):
+        assert here.post("/sessions/revoke-others").json == {"ended": 0}
+    assert seen == [{"user_id": "alice"}]
+    with app.app_context():
+        lifecycle = get_state(app).tokens.lifecycle
+        with pytest.raises(TokenError):
+            lifecycle.verify(pair.access_token)
+        with pytest.raises(InvalidGrant):
+            signoff.refresh(pair.refresh_token)
+        assert lifecycle.verify(bob_pair.access_token).subject == "bob"
+    assert here.get("/me").json == {"user": "alice"}
+    # This session moved to a new id: a copy of its cookie is another client.
+    thief = app.test_client()
+    thief.set_cookie("session", copied)
+    assert thief.get("/me").status_code == 401
 
 
 def test_logout_everywhere(app: Flask, db_path: Any) -> None:

@@ -160,6 +160,80 @@ def test_a_bad_header_never_falls_back_to_the_cookie(api: Flask) -> None:
     assert r.status_code == 401
 
 
+def with_api_keys(app: Flask) -> list[str]:
+    """Give ``app`` a request_loader for its own API keys; return what it saw."""
+    seen: list[str] = []
+
+    @app.login_manager.request_loader  # type: ignore[attr-defined]
+    def api_key(request: Any) -> Any:
+        header = request.headers.get("Authorization", "")
+        seen.append(header)
+        users = app.extensions["test_users"]
+        return users["bob"] if header == "Bearer apikey-123" else None
+
+    return seen
+
+
+def test_a_bearer_value_not_ours_goes_to_the_request_loader(api: Flask) -> None:
+    seen = with_api_keys(api)
+    client = api.test_client()
+    client.post("/login/alice")
+    r = client.get("/api/me", headers=bearer("apikey-123"))
+    assert r.json == {"user": "bob", "bearer": False}
+    assert seen == ["Bearer apikey-123"]
+    # A key the app refuses: 401, never the cookie's user.
+    r = client.get("/api/me", headers=bearer("apikey-999"))
+    assert r.status_code == 401
+    assert r.mimetype == "application/json"
+    assert seen[-1] == "Bearer apikey-999"
+    # Tokens of ours still work beside the app's keys.
+    pair = tokens_for(client)
+    assert me(client, pair["access_token"]).json == {"user": "alice", "bearer": True}
+    assert len(seen) == 2
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        pytest.param("expired", id="expired"),
+        pytest.param(lambda t: t[:-2] + ("AA" if t[-2:] != "AA" else "BB"), id="sig"),
+        pytest.param(
+            lambda t: (
+                _b64({"alg": "none", "typ": "at+jwt"}) + "." + t.split(".")[1] + "."
+            ),
+            id="alg-none",
+        ),
+        pytest.param(
+            lambda t: jwt.encode(
+                jwt.decode(t, options={"verify_signature": False}),
+                "a-wrong-key-that-is-long-enough-0123456789",
+                headers={"typ": "at+jwt"},
+            ),
+            id="wrong-key",
+        ),
+    ],
+)
+def test_our_refused_tokens_never_reach_the_request_loader(
+    api: Flask, clock: FrozenClock, spoil: Any
+) -> None:
+    seen = with_api_keys(api)
+    client = api.test_client()
+    pair = tokens_for(client)
+    client.post("/login/bob")
+    token = pair["access_token"]
+    if spoil == "expired":
+        clock.advance(900)
+    else:
+        token = spoil(token)
+    r = me(client, token)
+    assert r.status_code == 401
+    assert r.json["error"] == "invalid_token"
+    assert r.headers["WWW-Authenticate"].startswith('Bearer error="invalid_token"')
+    assert seen == []
+    # The cookie alone is still bob's session.
+    assert client.get("/api/me").json == {"user": "bob", "bearer": False}
+
+
 def test_token_required_refuses_the_cookie(api: Flask) -> None:
     client = api.test_client()
     client.post("/login/alice")

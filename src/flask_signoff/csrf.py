@@ -21,11 +21,13 @@ Every protected request must also come from the app's own origin:
 ``Sec-Fetch-Site`` absent, ``same-origin`` or ``none``, and ``Origin`` absent,
 the app's own, or listed in ``SIGNOFF_TRUSTED_ORIGINS``.
 
-A request with an ``Authorization: Bearer`` header is authenticated by that
-header alone (never by the cookie), and a browser cannot attach one
+A request with a well-formed ``Bearer`` token is authenticated by that
+token alone (never by the cookie), and a browser cannot attach one
 cross-site without a CORS preflight, so it needs neither check. Other
 schemes do not exempt a request: browsers send ``Basic``, ``Digest``,
-``Negotiate`` and ``NTLM`` credentials by themselves, cross-site too.
+``Negotiate`` and ``NTLM`` credentials by themselves, cross-site too. The
+header is read by :func:`~flask_signoff.authorization.request_authorization`,
+the same reading that decides who the request's user is.
 
 Flask-WTF: if its ``CSRFProtect`` is set up on the app, its ``csrf_token``
 template global is left in place (ours is always ``signoff_csrf_token``), and
@@ -52,6 +54,7 @@ from itsdangerous import Signer
 from markupsafe import Markup, escape
 from werkzeug.wrappers import Response as BaseResponse
 
+from .authorization import BearerToken, request_authorization
 from .exceptions import CrossSiteRequest, CSRFError, RequestRefused
 from .session_interface import SignoffSession
 
@@ -284,15 +287,13 @@ def check_same_origin() -> None:
 
 
 def _bearer_request() -> bool:
-    """Whether the request carries ``Authorization: Bearer <token>``.
+    """Whether the request carries a well-formed ``Bearer`` token.
 
     Only a Bearer token counts: browsers keep HTTP authentication credentials
     (``Basic``, ``Digest``, ``Negotiate``, ``NTLM``) and send them by
     themselves, on a post that another site's page makes as well.
     """
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.strip().partition(" ")
-    return scheme.lower() == "bearer" and bool(value.strip())
+    return isinstance(request_authorization(), BearerToken)
 
 
 def _needs_check() -> bool:
@@ -304,8 +305,8 @@ def _needs_check() -> bool:
 def protect() -> None:
     """Check the current request now: origin first, then the token.
 
-    Does nothing for safe methods and for requests with an
-    ``Authorization: Bearer`` header. Raises a
+    Does nothing for safe methods and for requests with a well-formed
+    ``Bearer`` token. Raises a
     :class:`~flask_signoff.exceptions.RequestRefused` subclass otherwise,
     which the extension answers with 403.
     """

@@ -28,6 +28,12 @@ from flask import (
 )
 from flask import redirect as flask_redirect
 
+from .authorization import AUTH_HEADER_NAME as AUTH_HEADER_NAME
+from .authorization import (
+    BearerToken,
+    MalformedBearer,
+    request_authorization,
+)
 from .config import Settings, set_defaults
 from .core.clock import Clock, system_clock
 from .core.records import SessionRecord
@@ -48,7 +54,7 @@ from .signals import (
     user_unauthorized,
 )
 from .stores import open_store
-from .tokens import TokenService, bearer_token, token_error_response
+from .tokens import TokenService, token_error_response
 
 logger = logging.getLogger("flask_signoff")
 
@@ -59,7 +65,6 @@ LOGIN_MESSAGE_CATEGORY = "message"
 REFRESH_MESSAGE = "Please reauthenticate to access this page."
 REFRESH_MESSAGE_CATEGORY = "message"
 ID_ATTRIBUTE = "get_id"
-AUTH_HEADER_NAME = "Authorization"
 #: Methods that login_required lets through, as in Flask-Login.
 EXEMPT_METHODS = frozenset({"OPTIONS"})
 
@@ -111,7 +116,9 @@ class SignoffState:
 
     @staticmethod
     def wants_json() -> bool:
-        if request.is_json or AUTH_HEADER_NAME in request.headers:
+        # A Bearer client is an API client; a browser sends Basic (or
+        # Negotiate ...) credentials on every request and still wants HTML.
+        if request.is_json or request_authorization().by_bearer:
             return True
         best = request.accept_mimetypes.best_match(["text/html", "application/json"])
         return best == "application/json"
@@ -334,7 +341,7 @@ class Signoff:
                 {"error": "unauthorized", "message": "Sign-in required."}
             )
             response.status_code = 401
-            if AUTH_HEADER_NAME in request.headers:
+            if request_authorization().by_bearer:
                 response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
             return response
         login_view = self.blueprint_login_views.get(request.blueprint, self.login_view)
@@ -363,9 +370,12 @@ class Signoff:
         """Find the request's user once and keep it in ``g._login_user``."""
         user = None
         sess = session._get_current_object()  # type: ignore[attr-defined]
-        if AUTH_HEADER_NAME in request.headers:
-            # Authenticated by the header alone, never by the cookie.
-            user = self._load_from_header()
+        auth = request_authorization()
+        if isinstance(auth, (BearerToken, MalformedBearer)):
+            # Authenticated by the Bearer header alone, never by the cookie.
+            # Other schemes (Basic from a staging gate ...) leave the cookie
+            # session in charge.
+            user = self._load_from_header(auth)
         elif isinstance(sess, SignoffSession) and sess.user_id is not None:
             user = self._load_from_session(sess)
         else:
@@ -396,15 +406,20 @@ class Signoff:
                     sess.pop(key)
         return user
 
-    def _load_from_header(self) -> t.Any:
+    def _load_from_header(self, auth: BearerToken | MalformedBearer) -> t.Any:
         try:
-            token = bearer_token()
-            if token is None:  # another scheme: the app's request_loader
-                return self._load_from_request()
+            if isinstance(auth, MalformedBearer):
+                raise InvalidToken(auth.description)
+            if not auth.ours:
+                # Not one of our access tokens (an API key of the app's own,
+                # say): the app's request_loader decides, else it is refused.
+                if self._request_callback is not None:
+                    return self._load_from_request()
+                raise InvalidToken("The token is not an access token.")
             lifecycle = get_state().tokens.lifecycle_or_none()
             if lifecycle is None:  # no key yet: nothing can be verified
                 raise InvalidToken("This app issues no access tokens.")
-            claims = lifecycle.verify(token)
+            claims = lifecycle.verify(auth.token)
         except TokenError as error:
             g._signoff_token_error = error
             return None
@@ -499,13 +514,31 @@ class Signoff:
         return True
 
     def revoke_other_sessions(self, user: t.Any | None = None) -> int:
-        """End every session of the user except the current one."""
+        """Sign the user out of every other client: what people expect of
+        "sign out all other sessions".
+
+        Every other session, every refresh family and every access token
+        issued before now ends (:meth:`revoke_user` with the current session
+        kept, so :data:`~flask_signoff.signals.user_signed_out_everywhere`
+        is sent); API clients must sign in again. The current session then
+        moves to a new id, so a copy of its cookie taken earlier ends too.
+        It is kept only if it is the user's and authenticated this request:
+        on a Bearer request, every session and token of the user ends, the
+        caller's included. Returns the number of sessions ended.
+        """
         from .utils import current_user
 
         user_id = self._user_id(user if user is not None else current_user)
         current = self.current_session()
-        keep = current.key if current is not None else None
-        return get_state().lifecycle.revoke_others(user_id, keep)
+        keep = (
+            current is not None
+            and current.user_id == user_id
+            and not request_authorization().by_bearer
+        )
+        count = self.revoke_user(user_id, keep_current=keep)
+        if keep:
+            self.rotate(reason="revoke_others")
+        return count
 
     def revoke_user(self, user: t.Any, *, keep_current: bool = False) -> int:
         """Sign ``user`` out everywhere: every session, refresh family and

@@ -34,5 +34,8 @@ session_protected = _signals.signal("session-protected")
 session_rotated = _signals.signal("session-rotated")
 #: Sent when a session is revoked by id: ``user_id``, ``public_id``.
 session_revoked = _signals.signal("session-revoked")
-#: Sent when every session and token of a user is revoked: ``user_id``.
+#: Sent when every session and token of a user is revoked, the current
+#: session possibly kept: ``logout_user(everywhere=True)``,
+#: ``Signoff.revoke_user``, ``Signoff.revoke_other_sessions``,
+#: ``Signoff.password_changed``. Argument: ``user_id``.
 user_signed_out_everywhere = _signals.signal("signed-out-everywhere")

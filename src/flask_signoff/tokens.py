@@ -1,10 +1,12 @@
 """API tokens in Flask: Bearer authentication, token responses, errors.
 
-A request with an ``Authorization`` header is authenticated by that header
-alone, never by falling back to the cookie. ``Bearer`` access tokens are
-checked by :class:`~flask_signoff.core.tokens.TokenLifecycle` (signature,
-claims, then one store read for revocation); other schemes go to the app's
-``request_loader``, as in Flask-Login.
+A request with a ``Bearer`` token is authenticated by that token alone,
+never by falling back to the cookie; other schemes leave the cookie in
+charge (what a header means is decided in one place,
+:mod:`flask_signoff.authorization`). Our access tokens are checked by
+:class:`~flask_signoff.core.tokens.TokenLifecycle` (signature, claims, then
+one store read for revocation); other Bearer values go to the app's
+``request_loader``.
 
 Errors become RFC 6750 / RFC 6749 answers: ``401`` with
 ``WWW-Authenticate: Bearer error="invalid_token"`` for a bad access token,
@@ -18,8 +20,10 @@ import functools
 import typing as t
 from collections.abc import Callable, Mapping
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, g
 
+from .authorization import MAX_AUTHORIZATION_LENGTH as MAX_AUTHORIZATION_LENGTH
+from .authorization import BearerToken, MalformedBearer, request_authorization
 from .config import string_list
 from .core.access import AccessClaims
 from .core.keys import JWTKey, KeySet
@@ -27,9 +31,6 @@ from .core.tokens import TokenLifecycle, TokenPolicy
 from .exceptions import ConfigError, InvalidToken, TokenError
 
 F = t.TypeVar("F", bound=Callable[..., t.Any])
-
-#: Longest Authorization header looked at; anything longer is refused unread.
-MAX_AUTHORIZATION_LENGTH = 8192
 
 
 def build_keys(config: Mapping[str, t.Any], algorithm: str) -> KeySet | None:
@@ -128,21 +129,16 @@ class TokenService:
 def bearer_token() -> str | None:
     """The Bearer token of this request, or ``None`` if it has none.
 
-    :raises InvalidToken: for an ``Authorization: Bearer`` header that is
-        empty, oversized or not a single token.
+    Whether it is one of ours is not checked here (see
+    :attr:`~flask_signoff.authorization.BearerToken.ours`).
+
+    :raises InvalidToken: for a ``Bearer`` header that is empty, oversized
+        or not a single token.
     """
-    header = request.headers.get("Authorization")
-    if header is None:
-        return None
-    if len(header) > MAX_AUTHORIZATION_LENGTH:
-        raise InvalidToken("The Authorization header is too long.")
-    scheme, _, value = header.strip().partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    value = value.strip()
-    if not value or " " in value or not value.isascii():
-        raise InvalidToken("The Bearer token is malformed.")
-    return value
+    auth = request_authorization()
+    if isinstance(auth, MalformedBearer):
+        raise InvalidToken(auth.description)
+    return auth.token if isinstance(auth, BearerToken) else None
 
 
 def json_response(body: t.Any, status: int) -> Response:

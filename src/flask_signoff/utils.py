@@ -17,7 +17,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from flask import current_app, g, has_request_context, request, session, url_for
 from werkzeug.local import LocalProxy
 
-from .extension import AUTH_HEADER_NAME, EXEMPT_METHODS, Signoff, get_state
+from .authorization import request_authorization
+from .extension import EXEMPT_METHODS, Signoff, get_state
 from .session_interface import AUTH_KEYS as AUTH_DATA_KEYS
 from .session_interface import SignoffSession
 from .signals import (
@@ -120,10 +121,11 @@ def logout_user(*, clear: bool = False, everywhere: bool = False) -> bool:
     A copy of the old cookie is dead from here on. Non-authentication data in
     ``flask.session`` survives under a new id unless ``clear`` is true.
 
-    On a request authenticated by its ``Authorization`` header, the user is
-    the header's: a Bearer token's family ends (or, with ``everywhere``, all
-    of its user's sessions and tokens), and a session cookie sent along is
-    left as it is.
+    On a request with a ``Bearer`` token, the user is the token's: its
+    family ends (or, with ``everywhere``, all of its user's sessions and
+    tokens), and a session cookie sent along is left as it is. Other schemes
+    (``Basic`` from a staging site's gate ...) authenticate nothing here: the
+    cookie session is the one signed out.
 
     :param clear: drop all session data too.
     :param everywhere: end every session and token of the user, on every
@@ -132,10 +134,10 @@ def logout_user(*, clear: bool = False, everywhere: bool = False) -> bool:
     state = get_state()
     sess = _session()
     user = _get_user()
-    # A request with an Authorization header is authenticated by the header
-    # alone: a session cookie that rides along is another sign-in (maybe of
-    # another user), which this sign-out neither ends nor takes its user from.
-    by_header = AUTH_HEADER_NAME in request.headers
+    # A Bearer request is authenticated by its token alone: a session cookie
+    # that rides along is another sign-in (maybe of another user), which this
+    # sign-out neither ends nor takes its user from.
+    by_header = request_authorization().by_bearer
     record = None if by_header else sess.record
     user_id = record.user_id if record is not None else None
     if user_id is None and user is not None and user.is_authenticated:

@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_signoff import FrozenClock
-from tests.demo.conftest import PASSWORD, post_form
+from tests.demo.conftest import PASSWORD, count_sessions, csrf_token, post_form
 
 
 @pytest.fixture
@@ -242,3 +242,40 @@ def test_password_change_kills_tokens(
     assert me(app, pair["access_token"]).status_code == 401
     assert refresh(app, pair["refresh_token"]).status_code == 400
     assert here.get("/api/me").status_code == 200
+
+
+def test_sign_out_everywhere_else_ends_api_clients_too(
+    app: Flask, tokens: Callable[..., Any], login: Callable[..., FlaskClient]
+) -> None:
+    browser = login("alice")
+    phone = login("alice")
+    copied = browser.get_cookie("__Host-session")
+    assert copied is not None
+    bob = login("bob")
+    cli, bob_cli = tokens("alice"), tokens("bob")
+    r = browser.post(
+        "/sessions/revoke-others", data={"csrf_token": csrf_token(browser, "/")}
+    )
+    assert r.status_code == 303
+    # Every other client of alice ends: the API client's access token ...
+    assert me(app, cli["access_token"]).status_code == 401
+    # ... its refresh token ...
+    r = refresh(app, cli["refresh_token"])
+    assert r.status_code == 400
+    assert r.json["error"] == "invalid_grant"
+    # ... her other browser, and a copy of this browser's cookie.
+    assert phone.get("/api/me").status_code == 401
+    thief = app.test_client()
+    thief.set_cookie("__Host-session", copied.value, secure=True)
+    assert thief.get("/api/me").status_code == 401
+    # This browser stays signed in, and only it.
+    assert browser.get("/api/me").json == {"user": "alice"}
+    assert browser.get("/sessions").status_code == 200
+    assert count_sessions(app) == 2  # alice's browser and bob's
+    # Bob is another user: nothing of his ends.
+    assert bob.get("/api/me").json == {"user": "bob"}
+    assert me(app, bob_cli["access_token"]).status_code == 200
+    assert refresh(app, bob_cli["refresh_token"]).status_code == 200
+    # The page says so next to the button.
+    page = browser.get("/sessions").get_data(as_text=True)
+    assert "API clients" in page

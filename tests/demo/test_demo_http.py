@@ -253,6 +253,74 @@ def test_logout_with_browser_sent_authorization_needs_csrf(
     assert me(client) == 200
 
 
+def behind_http_authentication(client: FlaskClient, authorization: str) -> None:
+    """From now on ``client`` sends ``authorization`` on every request, as a
+    browser does once it has passed a staging site's Basic-auth gate."""
+    client.environ_base["HTTP_AUTHORIZATION"] = authorization
+
+
+@pytest.mark.parametrize("authorization", AMBIENT_AUTHORIZATION)
+def test_http_authentication_leaves_the_cookie_user_signed_in(
+    app: Flask, login: Login, authorization: str
+) -> None:
+    client = login("alice")
+    behind_http_authentication(client, authorization)
+    assert client.get("/api/me").json == {"user": "alice"}
+    assert "alice" in client.get("/").get_data(as_text=True)
+    assert client.get("/sessions").status_code == 200
+    # Nobody signed in: the login page, as for any browser.
+    anonymous = app.test_client()
+    behind_http_authentication(anonymous, authorization)
+    assert anonymous.get("/").status_code == 302
+    assert anonymous.get("/api/me").status_code == 401
+
+
+@pytest.mark.parametrize("authorization", AMBIENT_AUTHORIZATION)
+def test_logout_behind_http_authentication_ends_the_session(
+    app: Flask, login: Login, authorization: str
+) -> None:
+    client = login("alice")
+    token = csrf_token(client, "/")
+    behind_http_authentication(client, authorization)
+    copied = cookie_of(client)
+    assert copied is not None
+    assert count_sessions(app) == 1
+    response = client.post("/logout", data={"csrf_token": token})
+    assert response.status_code == 303
+    assert response.location == "/login"
+    # The record is gone from the store, not only forgotten by this browser.
+    assert count_sessions(app) == 0
+    deleted = set_cookie_header(response)
+    for attribute in ("Max-Age=0", "Secure", "HttpOnly", "Path=/", "SameSite=Lax"):
+        assert attribute in deleted
+    assert cookie_of(client) is None
+    assert me(client) == 401
+    # A copy of the cookie taken before sign-out is dead, header or not.
+    thief = replay(app, copied)
+    behind_http_authentication(thief, authorization)
+    assert me(thief) == 401
+    assert thief.get("/").status_code == 302
+
+
+@pytest.mark.parametrize("authorization", AMBIENT_AUTHORIZATION)
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"}],
+    ids=["no-token", "cross-site", "foreign-origin"],
+)
+def test_logout_behind_http_authentication_needs_csrf_and_same_origin(
+    app: Flask, login: Login, authorization: str, headers: dict[str, str]
+) -> None:
+    client = login("alice")
+    behind_http_authentication(client, authorization)
+    # The right token, but cross-site; or same-site without a token.
+    data = {"csrf_token": csrf_token(client, "/")} if headers else {}
+    response = client.post("/logout", data=data, headers=headers)
+    assert response.status_code == 403
+    assert me(client) == 200
+    assert count_sessions(app) == 1
+
+
 def test_login_replaces_a_planted_session(app: Flask, login: Login) -> None:
     mallory = login("mallory")
     planted = cookie_of(mallory)

@@ -319,3 +319,27 @@ class AccessTokenCodec:
         # larger) would outlive the marker and come back to life: refuse it.
         if claims.expires_at - claims.issued_at > self.access_ttl:
             _fail("The token lives longer than this server allows.")
+
+
+# A JWS in compact form, the signature possibly empty (``alg: none``): the
+# shape of anything that may claim to be an access token.
+_JWS_SHAPE_RE = re.compile(r"\A[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\Z")
+
+
+def declares_access_token(token: str) -> bool:
+    """Whether ``token`` says it is an access token: three dot-separated
+    base64url segments, the first a JOSE header that declares
+    ``typ: at+jwt`` (see :data:`ACCEPTED_TYPES`).
+
+    Nothing is verified: this tells an access token, good or forged (an
+    unsigned ``alg: none`` one too), from a value of another kind (an API
+    key, an ID token, a refresh token), which the Flask layer hands to the
+    app's ``request_loader``.
+    """
+    if len(token) > MAX_TOKEN_LENGTH or not _JWS_SHAPE_RE.match(token):
+        return False
+    try:
+        typ = _unverified_header(token).get("typ")
+    except InvalidToken:
+        return False
+    return isinstance(typ, str) and typ.lower() in ACCEPTED_TYPES
