@@ -100,11 +100,46 @@ def test_post_marks_the_sign_out_for_other_tabs(client: FlaskClient) -> None:
     marker = next(
         h
         for h in response.headers.getlist("Set-Cookie")
-        if h.startswith(f"{SIGNED_OUT_COOKIE}=1")
+        if h.startswith(f"__Host-{SIGNED_OUT_COOKIE}=1")
     )
     # The script must read it; it holds no secret.
     assert "HttpOnly" not in marker
     assert "Max-Age=30" in marker
+
+
+def test_sign_out_marker_is_host_prefixed_when_cookies_are_secure(
+    client: FlaskClient,
+) -> None:
+    """Like the session cookie, the marker cannot be planted by a sibling
+    subdomain or over plain http: ``__Host-``, ``Secure``, ``Path=/``, no
+    ``Domain``."""
+    response = client.post("/logout", data={"csrf_token": token_of(client)})
+    markers = [
+        h
+        for h in response.headers.getlist("Set-Cookie")
+        if SIGNED_OUT_COOKIE in h.partition("=")[0]
+    ]
+    assert len(markers) == 1
+    marker = markers[0]
+    assert marker.startswith(f"__Host-{SIGNED_OUT_COOKIE}=1;")
+    assert "Secure" in marker
+    assert "Path=/" in marker
+    assert "Domain" not in marker
+
+
+def test_sign_out_marker_on_plain_http_has_no_prefix(tmp_path: Path) -> None:
+    app = build(tmp_path, SIGNOFF_COOKIE_SECURE=False)
+    client = app.test_client()
+    sign_in_client(client, User("1"))
+    response = client.post("/logout", data={"csrf_token": token_of(client)})
+    marker = next(
+        h
+        for h in response.headers.getlist("Set-Cookie")
+        if SIGNED_OUT_COOKIE in h.partition("=")[0]
+    )
+    # Browsers drop a __Host- cookie that is not Secure.
+    assert marker.startswith(f"{SIGNED_OUT_COOKIE}=1;")
+    assert "Secure" not in marker
 
 
 def test_non_auth_data_survives_under_a_new_id(client: FlaskClient) -> None:
@@ -220,6 +255,7 @@ def test_script_is_served_and_tagged(app: Flask, client: FlaskClient) -> None:
     assert "BroadcastChannel" in script
     assert '"storage"' in script
     assert f'"{SIGNED_OUT_COOKIE}"' in script
+    assert '"__Host-"' in script
     response.close()
 
     tag = client.get("/private").get_data(as_text=True)

@@ -40,7 +40,9 @@ from .utils import (
 )
 
 #: The short-lived cookie that tells the next page to announce the sign-out to
-#: the other tabs. It holds no secret, so the script may read it.
+#: the other tabs. It holds no secret, so the script may read it. With Secure
+#: cookies it is sent as ``__Host-signoff_signed_out``, so that neither a
+#: sibling subdomain nor a plain-http response can plant it.
 SIGNED_OUT_COOKIE = "signoff_signed_out"
 #: How long the announcement cookie lives, in seconds.
 SIGNED_OUT_MAX_AGE = 30
@@ -61,12 +63,13 @@ def logout_response(target: str | None = None) -> Response:
     response = redirect(safe_redirect_target(target, default), 303)
     if state.settings.clear_site_data:
         response.headers["Clear-Site-Data"] = state.settings.clear_site_data
+    secure = state.interface.get_cookie_secure(current_app)
     response.set_cookie(
-        SIGNED_OUT_COOKIE,
+        f"__Host-{SIGNED_OUT_COOKIE}" if secure else SIGNED_OUT_COOKIE,
         "1",
         max_age=SIGNED_OUT_MAX_AGE,
         path="/",
-        secure=state.interface.get_cookie_secure(current_app),
+        secure=secure,
         httponly=False,
         samesite="Lax",
     )

@@ -1,7 +1,8 @@
 /* Flask-Signoff: when one tab signs out, the other tabs of the app follow.
  *
  * Included with {{ signoff_script() }}. The sign-out response leaves a
- * short-lived cookie "signoff_signed_out"; the next page of the app that loads
+ * short-lived cookie "signoff_signed_out" ("__Host-signoff_signed_out" when
+ * the app's cookies are Secure); the next page of the app that loads
  * this script announces the sign-out on BroadcastChannel('flask-signoff') (and
  * through a localStorage "storage" event where BroadcastChannel is missing)
  * and drops the cookie. Every other open tab whose page was shown to a
@@ -56,10 +57,13 @@
     } catch (e) { /* storage disabled */ }
   }
 
+  // "__Host-" + MARKER where the app's cookies are Secure, MARKER on plain
+  // http; each is deleted with the attributes it was set with.
   var cookies = document.cookie ? document.cookie.split("; ") : [];
-  if (cookies.indexOf(MARKER + "=1") !== -1) {
-    document.cookie = MARKER + "=; Max-Age=0; Path=/; SameSite=Lax" +
-      (window.location.protocol === "https:" ? "; Secure" : "");
+  var secure = cookies.indexOf("__Host-" + MARKER + "=1") !== -1;
+  if (secure || cookies.indexOf(MARKER + "=1") !== -1) {
+    document.cookie = (secure ? "__Host-" : "") + MARKER +
+      "=; Max-Age=0; Path=/; SameSite=Lax" + (secure ? "; Secure" : "");
     announce();
   }
 
