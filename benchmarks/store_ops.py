@@ -23,7 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flask_signoff.core.clock import FrozenClock
-from flask_signoff.core.ids import hash_secret, new_secret, user_tag
+from flask_signoff.core.ids import hash_secret, new_secret
 from flask_signoff.core.keys import KeySet
 from flask_signoff.core.sessions import SessionLifecycle, SessionPolicy
 from flask_signoff.core.store import Store
@@ -93,7 +93,7 @@ def run(backend: str, n: int) -> list[tuple[str, float, float]]:
         row("get_session (hit)", lambda i: store.get_session(records[i].key))
         row(
             "get_session (miss)",
-            lambda i: store.get_session(hash_secret(new_secret(user_tag("x")))),
+            lambda i: store.get_session(hash_secret(new_secret(store.user_tag("x")))),
         )
         row("touch_session", lambda i: sessions.touch(records[i]))
         row("update_session", lambda i: sessions.save(records[i]))

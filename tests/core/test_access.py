@@ -18,7 +18,7 @@ import pytest
 
 from flask_signoff.core.access import MAX_TOKEN_LENGTH, REQUIRED_CLAIMS
 from flask_signoff.core.clock import FrozenClock
-from flask_signoff.core.ids import new_secret, user_tag
+from flask_signoff.core.ids import new_secret
 from flask_signoff.core.keys import JWTKey, KeySet
 from flask_signoff.core.tokens import TokenLifecycle, TokenPair, TokenPolicy
 from flask_signoff.exceptions import InvalidToken, TokenExpired
@@ -534,11 +534,11 @@ def test_a_non_string_is_refused(
 
 
 def test_a_refresh_token_is_not_an_access_token(
-    tokens: TokenLifecycle, pair: TokenPair, counting: CountingStore
+    tokens: TokenLifecycle, pair: TokenPair, counting: CountingStore, store: SQLStore
 ) -> None:
     error = refused(tokens, pair.refresh_token, counting)
     assert "not an access token" in error.description
-    refused(tokens, new_secret(user_tag("alice")), counting)
+    refused(tokens, new_secret(store.user_tag("alice")), counting)
 
 
 def test_a_jwt_of_another_kind_signed_with_our_key_is_refused(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,3 +83,33 @@ def test_a_store_that_refuses_writes_fails_closed_with_503(
     # Nobody was signed out by the outage.
     assert alice.get_cookie(COOKIE).value == cookie.value
     assert alice.get("/api/me").json == {"user": "alice"}
+
+
+def test_a_first_sign_in_while_the_store_refuses_writes_is_a_503(
+    redis_app: Flask, redis_server: RedisServer, out_of_memory: None
+) -> None:
+    # Nothing has read the store's routing key yet when the store stops
+    # taking writes: the sign-in fails closed (503, nothing written), never
+    # falls back to a tag anyone could compute from the user id.
+    app = redis_app
+    r = post_form(app.test_client(), "/register", username="alice", password=PASSWORD)
+    assert r.status_code == 303
+    client = app.test_client()
+    token = csrf_token(client)
+    assert "OK" in redis_server.command("CONFIG", "SET", "maxmemory", "1")
+    response = client.post(
+        "/login", data={"username": "alice", "password": PASSWORD, "csrf_token": token}
+    )
+    assert response.status_code == 503
+    assert not response.headers.getlist("Set-Cookie")
+    assert b"You have not been signed out" in response.data
+    redis_server.command("CONFIG", "SET", "maxmemory", "0")
+
+    assert (
+        post_form(client, "/login", username="alice", password=PASSWORD).status_code
+        == 303
+    )
+    cookie = client.get_cookie(COOKIE)
+    assert cookie is not None
+    unkeyed = hashlib.sha256(b"flask-signoff:tag:1").hexdigest()[:8]
+    assert not cookie.value.startswith(unkeyed)

@@ -40,6 +40,9 @@ class Backend:
     outage: Callable[[], contextlib.AbstractContextManager[Store]]
     #: Make another store on the same namespace (as another worker would).
     reopen: Callable[[], Store]
+    #: What ``reopen`` passes to :func:`open_store` (for another process).
+    url: str = ""
+    options: dict[str, object] = dataclasses.field(default_factory=dict)
 
 
 def _redis_dump(store: Store, prefix: str) -> bytes:
@@ -164,7 +167,14 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
 
     try:
         yield Backend(
-            name, store, dump, raw if name == "sqlite" else dump, outage, reopen
+            name,
+            store,
+            dump,
+            raw if name == "sqlite" else dump,
+            outage,
+            reopen,
+            url=url,
+            options=options,
         )
     finally:
         for s in opened:

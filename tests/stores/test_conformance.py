@@ -11,11 +11,12 @@ be alive by the server's clock too.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import pytest
@@ -25,7 +26,6 @@ from flask_signoff.core.ids import (
     new_public_id,
     new_secret,
     random_tag,
-    user_tag,
 )
 from flask_signoff.core.records import (
     FamilyRecord,
@@ -49,8 +49,29 @@ def now() -> float:
     return float(int(time.time())) + 0.123456789
 
 
+#: The store a test runs on, newest last: a user's keys carry the tag that
+#: this store gives the user (the Redis store refuses any other).
+_TAGGING: list[Store] = []
+
+
+@contextlib.contextmanager
+def tagging(store: Store) -> Iterator[Store]:
+    """Make :func:`new_key` tag a user's keys as ``store`` does."""
+    _TAGGING.append(store)
+    try:
+        yield store
+    finally:
+        _TAGGING.remove(store)
+
+
+@pytest.fixture(autouse=True)
+def _tagging(store: Store) -> Iterator[None]:
+    with tagging(store):
+        yield
+
+
 def new_key(user_id: str | None = None) -> str:
-    tag = user_tag(user_id) if user_id is not None else random_tag()
+    tag = _TAGGING[-1].user_tag(user_id) if user_id is not None else random_tag()
     return hash_secret(new_secret(tag))
 
 

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import pytest
 
-from flask_signoff.core.ids import user_tag
 from flask_signoff.exceptions import StoreError, StoreUnavailable
 from flask_signoff.stores import open_store
 from flask_signoff.stores.redis import RedisStore
 from tests.servers import RedisServer
-from tests.stores.test_conformance import make_family, make_session, new_key
+from tests.stores.test_conformance import make_family, make_session, new_key, tagging
 
 
 @pytest.fixture
-def store(redis_server: RedisServer) -> RedisStore:
+def store(redis_server: RedisServer) -> Iterator[RedisStore]:
     s = open_store(redis_server.url, {"key_prefix": f"r{time.monotonic_ns()}:"})
     assert isinstance(s, RedisStore)
-    return s
+    with tagging(s):
+        yield s
 
 
 def test_cluster_url_makes_a_cluster_store_without_touching_the_network() -> None:
@@ -53,9 +54,10 @@ def test_every_key_of_a_user_is_in_one_slot(store: RedisStore) -> None:
     store.create_family(*make_family(now))
     store.bump_epoch("alice")
     store.revoke_family("f", "alice", now + 60)
-    names = list(store.client.scan_iter(match=f"{store.prefix}*"))
+    # Every key but the routing key, which is the store's, not a user's.
+    names = list(store.client.scan_iter(match=f"{store.prefix}{{*"))
     assert len(names) == 9
-    assert all(f"{{{user_tag('alice')}}}" in n for n in names)
+    assert all(f"{{{store.user_tag('alice')}}}" in n for n in names)
     assert len({key_slot(n.encode()) for n in names}) == 1
 
 
@@ -63,7 +65,7 @@ def test_session_index_never_grows_past_the_cap(store: RedisStore) -> None:
     now = time.time()
     for i in range(10):
         store.create_session(make_session(now, age=10 - i), max_per_user=3)
-    index = f"{store.prefix}{{{user_tag('alice')}}}:si:alice"
+    index = f"{store.prefix}{{{store.user_tag('alice')}}}:si:alice"
     assert store.client.zcard(index) == 3
     # Dead members (sessions expired natively) are dropped on the next write.
     store.create_session(make_session(now, drop_at=now + 0.2), max_per_user=3)

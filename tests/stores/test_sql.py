@@ -26,7 +26,7 @@ from flask_signoff.core.sessions import SessionLifecycle, SessionPolicy
 from flask_signoff.exceptions import StoreUnavailable
 from flask_signoff.stores.sql import SQLStore, _Overrun, _Watchdog
 from tests.servers import PostgresServer
-from tests.stores.test_conformance import concurrently, make_session
+from tests.stores.test_conformance import concurrently, make_session, tagging
 
 _counter = itertools.count()
 
@@ -211,7 +211,8 @@ def _paused_rotation(
 def sql_store(empty_db: str) -> Iterator[SQLStore]:
     store = SQLStore(empty_db)
     store.create_schema()
-    yield store
+    with tagging(store):
+        yield store
     store.close()
 
 

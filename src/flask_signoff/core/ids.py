@@ -1,11 +1,19 @@
 """Secret ids (session ids, refresh tokens), their hashes, and public ids.
 
 A secret has the form ``<tag>.<random>``: ``random`` is 256 bits from
-:mod:`secrets`, url-safe base64; ``tag`` is a short, non-secret routing tag.
-For a signed-in user the tag is derived from the user id, so every key a
+:mod:`secrets`, url-safe base64; ``tag`` is a short routing tag. For a
+signed-in user the tag is
+:meth:`Store.user_tag(user_id) <flask_signoff.core.store.Store.user_tag>`,
+HMAC-SHA256 of the user id under a random key the store keeps, so every key a
 store keeps for one user can share it (a Redis Cluster hash tag) and the slot
 is found from the credential alone, without a second round trip. Anonymous
-sessions get a random tag. The tag reveals no more than a JWT's ``sub`` does.
+sessions get a random tag.
+
+What the tag still tells: two credentials of one user in one app share it,
+for as long as the store's data lives, so someone who sees both can tell that
+they belong to one account. It does not tell which account (nobody without
+the store's key can compute a user's tag), and it links nothing across apps
+or stores, each of which has its own key.
 
 Stores only ever see :func:`hash_secret` of a secret, ``<tag>.<sha256 hex>``:
 the tag (not secret) lets a store route the key, the digest covers the whole
@@ -26,12 +34,6 @@ TAG_LENGTH = 8
 MAX_SECRET_LENGTH = TAG_LENGTH + 1 + RANDOM_LENGTH
 
 _SECRET_RE = re.compile(r"\A([0-9a-f]{8})\.[A-Za-z0-9_-]{43}\Z")
-
-
-def user_tag(user_id: str) -> str:
-    """Return the routing tag of a user: stable, short, not secret."""
-    digest = hashlib.sha256(b"flask-signoff:tag:" + user_id.encode("utf-8"))
-    return digest.hexdigest()[:TAG_LENGTH]
 
 
 def random_tag() -> str:

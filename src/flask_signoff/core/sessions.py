@@ -16,7 +16,6 @@ from .ids import (
     new_secret,
     parse_secret,
     random_tag,
-    user_tag,
 )
 from .records import SessionRecord
 from .store import Store
@@ -136,7 +135,8 @@ class SessionLifecycle:
         user_agent: str | None,
     ) -> tuple[str, SessionRecord]:
         now = self.clock()
-        secret = new_secret(user_tag(user_id) if user_id is not None else random_tag())
+        tag = self.store.user_tag(user_id) if user_id is not None else random_tag()
+        secret = new_secret(tag)
         if remember:
             lifetime = self.policy.remember_duration if duration is None else duration
         else:
@@ -219,7 +219,8 @@ class SessionLifecycle:
         brings a revoked session back. ``fresh`` forces freshness on or off.
         """
         now = self.clock()
-        tag = user_tag(record.user_id) if record.user_id is not None else random_tag()
+        user_id = record.user_id
+        tag = self.store.user_tag(user_id) if user_id is not None else random_tag()
         secret = new_secret(tag)
         new = dataclasses.replace(
             record, key=hash_secret(secret), tag=tag, last_seen_at=now

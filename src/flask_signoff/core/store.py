@@ -11,14 +11,17 @@ The guarantees below are tested for every backend by one conformance suite
 Keys are ``hash_secret(secret)`` = ``<tag>.<sha256 hex>``: a store never sees
 a session id or a refresh token, only their SHA-256 and the routing tag
 (:func:`~flask_signoff.core.ids.key_tag`). Methods that take a ``user_id``
-instead find the tag with :func:`~flask_signoff.core.ids.user_tag`, so a
-backend that shards by tag (Redis Cluster) never needs a second round trip.
+instead find the tag with :meth:`Store.user_tag`, so a backend that shards by
+tag (Redis Cluster) never needs a second round trip.
 """
 
 from __future__ import annotations
 
 import abc
+import hashlib
+import hmac
 
+from .ids import TAG_LENGTH
 from .records import (
     AccessState,
     FamilyRecord,
@@ -30,6 +33,52 @@ from .records import (
 
 class Store(abc.ABC):
     """Abstract base of the session and token stores."""
+
+    #: The routing key once read; see :meth:`user_tag`.
+    _routing_key: bytes | None = None
+
+    # -- routing -------------------------------------------------------------
+
+    def user_tag(self, user_id: str) -> str:
+        """Return the routing tag of a user: stable, short, keyed.
+
+        The first :data:`~flask_signoff.core.ids.TAG_LENGTH` hex characters
+        of HMAC-SHA256 of the user id under :meth:`load_routing_key`. The
+        session ids and refresh tokens of a signed-in user start with it, so
+        a backend that shards by tag finds the slot of a credential from the
+        credential alone, and all of a user's records share one slot. It
+        does not tell whose a credential is: the key is random and kept by
+        this store, so nobody who cannot read the store can compute a user's
+        tag, and two stores give one user unrelated tags.
+
+        Every call, on every process that uses the same store data, returns
+        the same tag for the same user, whatever the app's ``SECRET_KEY``.
+        The key is read on first use and kept for the life of this object.
+
+        :raises ~flask_signoff.exceptions.StoreUnavailable: if the key has
+            not been read yet and the store cannot be reached. Nothing is
+            kept then: the next call reads it again.
+        """
+        key = self._routing_key
+        if key is None:
+            # Threads racing here each read the one key the store keeps.
+            key = self._routing_key = self.load_routing_key()
+        digest = hmac.new(key, user_id.encode("utf-8"), hashlib.sha256)
+        return digest.hexdigest()[:TAG_LENGTH]
+
+    @abc.abstractmethod
+    def load_routing_key(self) -> bytes:
+        """Return the store's routing key, creating it on first use.
+
+        32 random bytes from :mod:`secrets`, created once by whichever call
+        comes first and kept in the store with its data; a concurrent call,
+        on any process, either creates it or reads the one another created
+        (an atomic set-if-absent): every call returns the same key for as
+        long as the store's data lives. It is not derived from anything the
+        app is configured with, so rotating ``SECRET_KEY`` leaves every
+        user's tag where it was. Called through :meth:`user_tag`, which
+        reads it once per store object.
+        """
 
     # -- sessions ----------------------------------------------------------
 

@@ -39,7 +39,7 @@ from ..exceptions import (
 )
 from .access import AccessClaims, AccessTokenCodec
 from .clock import Clock, system_clock
-from .ids import hash_secret, new_secret, parse_secret, user_tag
+from .ids import hash_secret, new_secret, parse_secret
 from .keys import KeySet
 from .records import FamilyRecord, RefreshRecord, SpendStatus
 from .store import Store
@@ -179,7 +179,7 @@ class TokenLifecycle:
             expires_at=now + self.policy.refresh_ttl,
             client_id=client_id,
         )
-        refresh_token = new_secret(user_tag(user_id))
+        refresh_token = new_secret(self.store.user_tag(user_id))
         first = RefreshRecord(
             key=hash_secret(refresh_token),
             family_id=family.family_id,
@@ -234,7 +234,7 @@ class TokenLifecycle:
         family = self.store.get_family(record.family_id, record.user_id)
         if family is None:
             raise InvalidGrant("The refresh token is not valid.")
-        next_token = new_secret(user_tag(record.user_id))
+        next_token = new_secret(self.store.user_tag(record.user_id))
         following = RefreshRecord(
             key=hash_secret(next_token),
             family_id=family.family_id,

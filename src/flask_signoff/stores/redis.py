@@ -15,11 +15,24 @@ Key layout
 
 Every key of one user shares the hash tag ``{<tag>}``, where ``tag`` is
 :func:`~flask_signoff.core.ids.key_tag` of a store key or
-:func:`~flask_signoff.core.ids.user_tag` of a user id (the two agree: a
-signed-in user's session ids and refresh tokens carry the user's tag). So on a
-cluster all of a user's keys live in one slot, every script below touches one
-slot, and a lookup from a cookie or a token goes to the right node at once,
-without a second round trip. With ``P`` the key prefix:
+:meth:`RedisStore.user_tag` of a user id (the two agree: a signed-in user's
+session ids and refresh tokens carry the user's tag). So on a cluster all of a
+user's keys live in one slot, every script below touches one slot, and a
+lookup from a cookie or a token goes to the right node at once, without a
+second round trip: that is why the tag is in the credential at all.
+
+The tag is HMAC-SHA256 of the user id under the routing key
+``Prouting-key``: 32 random bytes (hex), made by the first store that needs
+them (``GET``, then a set-if-absent script if there is none) and never
+changed. It has no TTL, so no ``volatile-*`` eviction policy can drop it (an
+``allkeys-*`` one can drop any key, this one too). It is no secret from
+whoever can read the other keys, which name their user ids anyway; to anyone
+else, a credential's tag does not tell whose it is. Deleted alone, it would
+move every user to another slot, and a sign-out everywhere would miss the
+sessions made before: delete it only with everything else under the prefix,
+every worker stopped.
+
+With ``P`` the key prefix:
 
 ==============================  ======  ========================================
 key                             type    holds
@@ -33,6 +46,7 @@ key                             type    holds
 ``P{T}:uf:<user_id>``           zset    the user's family ids, by expiry (ms)
 ``P{T}:r:<key>``                hash    a refresh token
 ``P{T}:rv:<family_id>``         string  revocation marker (value: ``until``)
+``Prouting-key``                string  the routing key (hex), for every user
 ==============================  ======  ========================================
 
 A record is one hash with one field per attribute (``None`` is an absent
@@ -77,6 +91,7 @@ writes (``OOM`` at ``maxmemory`` under ``noeviction``, ``MISCONF``,
 from __future__ import annotations
 
 import math
+import secrets
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
@@ -88,7 +103,7 @@ from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.retry import Retry
 
-from ..core.ids import key_tag, user_tag
+from ..core.ids import key_tag
 from ..core.records import (
     AccessState,
     FamilyRecord,
@@ -338,6 +353,14 @@ redis.call('HSET', KEYS[1], 'spent_at', ARGV[2])
 return {'spent', h}
 """
 
+#: KEYS: routing key. ARGV: a new key, kept only if there is none yet.
+_ROUTING_KEY = """
+local kept = redis.call('GET', KEYS[1])
+if kept then return kept end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
+"""
+
 #: KEYS: counter. ARGV: window length in ms, used if a new window opens.
 _HIT = """
 local n = redis.call('INCR', KEYS[1])
@@ -463,6 +486,17 @@ def _refresh(key: str, h: dict[str, str]) -> RefreshRecord:
     )
 
 
+def _routing_key(kept: str) -> bytes:
+    try:
+        key = bytes.fromhex(kept)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        # Tagging under some other key would give users new tags: refuse.
+        raise StoreError("The store's routing key is not 32 bytes of hex.")
+    return key
+
+
 def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
@@ -566,11 +600,21 @@ class RedisStore(Store):
 
     def _check_user_tag(self, key: str, user_id: str | None, what: str) -> None:
         # All of a user's keys must share one slot; see the module docstring.
-        if user_id is not None and key_tag(key) != user_tag(user_id):
+        if user_id is not None and key_tag(key) != self.user_tag(user_id):
             raise StoreError(
-                f"A signed-in {what} key must carry its user's tag "
-                "(flask_signoff.core.ids.user_tag)."
+                f"A signed-in {what} key must carry its user's tag (Store.user_tag)."
             )
+
+    def load_routing_key(self) -> bytes:
+        name = f"{self.prefix}routing-key"
+        # A plain read first: once the key exists (every time but the very
+        # first) this works even while the server refuses writes.
+        kept = self._guard(lambda: self.client.get(name))
+        if kept is None:
+            kept = self._run(
+                "routing_key", _ROUTING_KEY, [name], [secrets.token_hex(32)]
+            )
+        return _routing_key(str(kept))
 
     def close(self) -> None:
         if self._client is not None:
@@ -664,7 +708,7 @@ class RedisStore(Store):
         return bool(self._run("delete", _DELETE, [self._skey(key)], [base, key]))
 
     def _index(self, user_id: str) -> tuple[str, str]:
-        base = self._base(user_tag(user_id))
+        base = self._base(self.user_tag(user_id))
         return base, f"{base}si:{user_id}"
 
     def list_sessions(self, user_id: str, now: float) -> list[SessionRecord]:
@@ -681,7 +725,7 @@ class RedisStore(Store):
     def delete_session_by_public_id(
         self, user_id: str, public_id: str
     ) -> SessionRecord | None:
-        base = self._base(user_tag(user_id))
+        base = self._base(self.user_tag(user_id))
         link = f"{base}sp:{public_id}:{user_id}"
         found = self._run(
             "delete_public",
@@ -730,7 +774,7 @@ class RedisStore(Store):
     # -- users -------------------------------------------------------------
 
     def _epoch_key(self, user_id: str) -> str:
-        return f"{self._base(user_tag(user_id))}e:{user_id}"
+        return f"{self._base(self.user_tag(user_id))}e:{user_id}"
 
     def get_epoch(self, user_id: str) -> int:
         value = self._guard(lambda: self.client.get(self._epoch_key(user_id)))
@@ -743,7 +787,7 @@ class RedisStore(Store):
     # -- refresh-token families ------------------------------------------
 
     def _family_keys(self, family_id: str, user_id: str) -> tuple[str, list[str]]:
-        base = self._base(user_tag(user_id))
+        base = self._base(self.user_tag(user_id))
         return base, [
             f"{base}f:{family_id}",
             f"{base}ft:{family_id}",
@@ -881,7 +925,7 @@ class RedisStore(Store):
         return None if value is None else str(value)
 
     def access_state(self, user_id: str, family_id: str, now: float) -> AccessState:
-        base = self._base(user_tag(user_id))
+        base = self._base(self.user_tag(user_id))
         keys = [f"{base}e:{user_id}", f"{base}rv:{family_id}"]
         # One MGET: both keys share the user's slot.
         epoch, until = cast(

@@ -27,6 +27,14 @@ small batches, each its own short transaction.
 Schema creation is race-safe: several workers starting on one empty database
 all come up (a losing ``CREATE TABLE`` is retried against the winner's table).
 
+The routing key of :meth:`~flask_signoff.core.store.Store.user_tag` is the
+row ``routing_key`` of the ``meta`` table. A worker that finds none inserts
+one with ``INSERT ... ON CONFLICT DO NOTHING`` and reads it back in the same
+transaction: whichever insert wins, every worker reads the winner's key. A
+SQL store does not route by tag; the key exists so that credentials carry
+the same kind of tag on every backend, none of them computable from the user
+id.
+
 Outages (PostgreSQL)
 --------------------
 
@@ -55,6 +63,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import secrets
 import socket
 import sqlite3
 import threading
@@ -153,6 +162,13 @@ def _tables(prefix: str) -> tuple[sa.MetaData, dict[str, sa.Table]]:
         sa.Column("user_id", sa.String(255), nullable=False),
         sa.Column("drop_at", sa.Float, nullable=False, index=True),
     )
+    # Values of the store itself (the routing key), one row each.
+    meta = sa.Table(
+        f"{prefix}meta",
+        md,
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("value", sa.Text, nullable=False),
+    )
     throttle = sa.Table(
         f"{prefix}throttle",
         md,
@@ -167,6 +183,7 @@ def _tables(prefix: str) -> tuple[sa.MetaData, dict[str, sa.Table]]:
         "families": families,
         "refresh": refresh,
         "revoked": revoked,
+        "meta": meta,
     }
 
 
@@ -627,6 +644,44 @@ class SQLStore(Store):
             self._watchdog.close()
         self._close_fast_connections()
         self.engine.dispose()
+
+    # -- routing -------------------------------------------------------------
+
+    def load_routing_key(self) -> bytes:
+        m = self.t["meta"]
+        read = sa.select(m.c.value).where(m.c.name == "routing_key")
+        create = (
+            self._insert(m)
+            .values(name="routing_key", value=secrets.token_hex(32))
+            .on_conflict_do_nothing(index_elements=[m.c.name])
+        )
+
+        def run() -> str:
+            # A plain read first: once the key exists (every time but the
+            # very first) no write lock is taken.
+            with self._read() as conn:
+                kept = conn.execute(read).scalar()
+            if kept is not None:
+                return str(kept)
+            with self._write() as conn:
+                conn.execute(create)
+                # READ COMMITTED (PostgreSQL): this statement sees the row of
+                # a concurrent insert that won; BEGIN IMMEDIATE (SQLite) let
+                # no other writer in between.
+                return str(conn.execute(read).scalar_one())
+
+        kept = self._guard(run)
+        try:
+            key = bytes.fromhex(kept)
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            # Tagging under some other key would give users new tags: refuse.
+            raise StoreError(
+                f"The session store ({self.dialect}) holds a routing key that "
+                "is not 32 bytes of hex."
+            )
+        return key
 
     # -- the SQLite read path ------------------------------------------------
 
