@@ -23,7 +23,7 @@ from flask_signoff.authorization import (
     request_authorization,
 )
 from flask_signoff.core.access import AccessTokenCodec
-from flask_signoff.core.ids import new_secret, user_tag
+from flask_signoff.core.ids import new_secret, random_tag
 from flask_signoff.core.keys import KeySet
 from flask_signoff.extension import get_state
 
@@ -104,7 +104,7 @@ def test_ours_is_a_jwt_that_says_it_is_an_access_token() -> None:
     assert not BearerToken(jwt.encode(claims, key)).ours
     assert not BearerToken(jwt.encode(claims, key, headers={"typ": "JWT"})).ours
     assert not BearerToken("apikey-123").ours
-    assert not BearerToken(new_secret(user_tag("alice"))).ours
+    assert not BearerToken(new_secret(random_tag())).ours
     assert not BearerToken("%%%.e30.x").ours
     assert not BearerToken(_b64({"typ": ["at+jwt"]}) + ".e30.x").ours
     assert not BearerToken("W10.e30.x").ours  # a JSON list, not an object
