@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from flask import Flask, jsonify, request
@@ -14,19 +16,57 @@ from flask_signoff import FrozenClock, login_user
 PASSWORD = "correct horse"
 
 
+class Checks:
+    """The password checks of the test app: counted, and as slow as asked."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.count = 0
+        self.seconds = 0.0
+
+    def __call__(self, name: str, password: str) -> bool:
+        with self.lock:
+            self.count += 1
+        time.sleep(self.seconds)
+        return password == PASSWORD
+
+
 def add_login(app: Flask) -> None:
     signoff = app.login_manager  # type: ignore[attr-defined]
     users = app.extensions["test_users"]
+    checks = app.extensions["password_checks"] = Checks()
 
     @app.post("/password-login")
     def password_login() -> Any:
+        """Written as apps did before reserve_attempt() existed."""
         name = request.form["username"]
         signoff.check_throttle(name)
-        if request.form["password"] != PASSWORD or name not in users:
+        if not checks(name, request.form["password"]) or name not in users:
             signoff.record_failure(name)
             return jsonify(error="bad credentials"), 401
         login_user(users[name])
         return jsonify(ok=True)
+
+    @app.post("/reserved-login")
+    def reserved_login() -> Any:
+        name = request.form["username"]
+        attempt = signoff.reserve_attempt(name)
+        if not checks(name, request.form["password"]) or name not in users:
+            return jsonify(error="bad credentials"), 401
+        attempt.succeeded()
+        login_user(users[name])
+        return jsonify(ok=True)
+
+    @app.post("/crashing-login")
+    def crashing_login() -> Any:
+        signoff.check_throttle(request.form["username"])
+        checks(request.form["username"], request.form["password"])
+        raise RuntimeError("the user database went away")
+
+    @app.post("/record-only")
+    def record_only() -> Any:
+        signoff.record_failure(request.form["username"])
+        return jsonify(error="bad credentials"), 401
 
 
 @pytest.fixture
@@ -42,9 +82,15 @@ def throttled(db_path: Path, clock: FrozenClock) -> Flask:
     return app
 
 
-def attempt(client: Any, name: str, password: str, ip: str = "10.0.0.1") -> Any:
+def attempt(
+    client: Any,
+    name: str,
+    password: str,
+    ip: str = "10.0.0.1",
+    path: str = "/password-login",
+) -> Any:
     return client.post(
-        "/password-login",
+        path,
         data={"username": name, "password": password},
         environ_base={"REMOTE_ADDR": ip},
         headers={"Accept": "application/json"},
@@ -133,3 +179,108 @@ def test_html_clients_get_a_page(throttled: Flask) -> None:
     assert r.status_code == 429
     assert r.mimetype == "text/html"
     assert b"Too many attempts" in r.data
+
+
+def checks_of(app: Flask) -> Checks:
+    return cast(Checks, app.extensions["password_checks"])
+
+
+def burst(app: Flask, path: str, passwords: list[str]) -> list[int]:
+    """Sign-ins as alice, one thread each, released together."""
+    barrier = threading.Barrier(len(passwords))
+    statuses = [0] * len(passwords)
+
+    def run(i: int) -> None:
+        client = app.test_client()
+        barrier.wait(timeout=30)
+        statuses[i] = attempt(client, "alice", passwords[i], path=path).status_code
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(passwords))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    return statuses
+
+
+@pytest.mark.parametrize("path", ["/password-login", "/reserved-login"])
+def test_a_burst_checks_no_more_than_the_limit(throttled: Flask, path: str) -> None:
+    """Parallel guesses, with either API: each is reserved before its check,
+    so no more than the limit (3) are checked, and once the account is
+    locked not even the right password is."""
+    checks = checks_of(throttled)
+    checks.seconds = 0.05  # a real password hash takes about as long
+    statuses = burst(throttled, path, ["guess"] * 12)
+    assert checks.count == 3
+    assert sorted(statuses) == [401] * 3 + [429] * 9
+    statuses = burst(throttled, path, ["guess"] * 7 + [PASSWORD])
+    assert statuses == [429] * 8
+    assert checks.count == 3
+
+
+def test_reserve_attempt_success_is_not_counted(throttled: Flask) -> None:
+    client = throttled.test_client()
+    for _ in range(10):
+        r = attempt(client, "alice", PASSWORD, path="/reserved-login")
+        assert r.status_code == 200
+    assert attempt(client, "alice", "guess", path="/reserved-login").status_code == 401
+    assert client.get("/me").status_code == 200
+
+
+def test_a_success_does_not_wipe_earlier_failures(
+    throttled: Flask, clock: FrozenClock
+) -> None:
+    client = throttled.test_client()
+    for path in ("/password-login", "/reserved-login"):
+        for _ in range(2):
+            assert attempt(client, "bob", "guess", path=path).status_code == 401
+        assert attempt(client, "bob", PASSWORD, path=path).status_code == 200
+        assert attempt(client, "bob", "guess", path=path).status_code == 401
+        assert attempt(client, "bob", PASSWORD, path=path).status_code == 429
+        clock.advance(60)  # the window ends; the next one is empty
+        assert attempt(client, "bob", PASSWORD, path=path).status_code == 200
+
+
+def test_check_throttle_then_record_failure_counts_once(throttled: Flask) -> None:
+    client = throttled.test_client()
+    for _ in range(3):
+        assert attempt(client, "alice", "guess").status_code == 401
+    assert checks_of(throttled).count == 3
+    assert attempt(client, "alice", PASSWORD).status_code == 429
+
+
+def test_check_throttle_keeps_the_attempt_of_a_failed_request(
+    throttled: Flask,
+) -> None:
+    """A request that ends in an error after check_throttle did not sign
+    anyone in: its attempt stays counted, whether or not record_failure was
+    called."""
+    throttled.testing = False  # the crash is a 500, as in production
+    client = throttled.test_client()
+    for _ in range(3):
+        r = attempt(client, "alice", PASSWORD, path="/crashing-login")
+        assert r.status_code == 500
+    assert attempt(client, "alice", PASSWORD).status_code == 429
+
+
+def test_record_failure_alone_still_counts(throttled: Flask) -> None:
+    client = throttled.test_client()
+    for _ in range(3):
+        assert attempt(client, "alice", "guess", path="/record-only").status_code == 401
+    assert attempt(client, "alice", PASSWORD).status_code == 429
+
+
+def test_check_throttle_needs_a_request(throttled: Flask) -> None:
+    signoff = throttled.login_manager  # type: ignore[attr-defined]
+    with throttled.app_context():
+        with pytest.raises(RuntimeError, match="reserve_attempt"):
+            signoff.check_throttle("alice", "10.0.0.1")
+        # Outside a request the other two work as anywhere else.
+        reserved = signoff.reserve_attempt("alice", "10.0.0.1")
+        reserved.succeeded()
+        for _ in range(3):
+            signoff.record_failure("alice", "10.0.0.1")
+    client = throttled.test_client()
+    r = attempt(client, "alice", PASSWORD, path="/reserved-login")
+    assert r.status_code == 429

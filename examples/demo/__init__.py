@@ -180,10 +180,10 @@ def _add_views(app: Flask, signoff: Signoff, users: UserStore) -> None:
         guess the password.
         """
         password = request.form.get(form_field, "")
-        signoff.check_throttle(current_user.username)
+        attempt = signoff.reserve_attempt(current_user.username)
         if password and users.check_password(current_user, password):
+            attempt.succeeded()
             return True
-        signoff.record_failure(current_user.username)
         return False
 
     app.add_template_filter(_iso, "iso")
@@ -218,16 +218,18 @@ def _add_views(app: Flask, signoff: Signoff, users: UserStore) -> None:
             return render_template("login.html", next=next_url)
         username = request.form.get("username", "")
         password = request.form.get("password", "")
-        signoff.check_throttle(username)
+        # Reserved before the password is checked (429 when none is left):
+        # parallel guesses cannot all slip in before one of them is counted.
+        attempt = signoff.reserve_attempt(username)
         user = None
         if username and password and len(password) <= MAX_PASSWORD:
             user = users.authenticate(username, password)
         if user is None:
-            signoff.record_failure(username)
             error = "Wrong username or password."
             return render_template(
                 "login.html", error=error, username=username, next=next_url
             ), 401
+        attempt.succeeded()
         login_user(user, remember=request.form.get("remember") == "1")
         return redirect(safe_redirect_target(next_url, url_for("index")), 303)
 

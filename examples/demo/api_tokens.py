@@ -51,10 +51,9 @@ def token() -> Response:
     username = _json_field("username")
     password = _json_field("password")
     signoff = _signoff()
-    signoff.check_throttle(username)
+    attempt = signoff.reserve_attempt(username)  # 429 when none is left
     user = users.authenticate(username, password) if len(password) <= 1024 else None
     if user is None:
-        signoff.record_failure(username)
         return json_response(
             {
                 "error": "invalid_grant",
@@ -62,6 +61,7 @@ def token() -> Response:
             },
             401,
         )
+    attempt.succeeded()
     return token_response(signoff.issue_tokens(user, client_id="demo").as_dict())
 
 

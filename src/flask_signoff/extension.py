@@ -8,11 +8,9 @@ everything per app lives in ``app.extensions["signoff"]``
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import typing as t
-import unicodedata
 from collections.abc import Callable
 
 from flask import (
@@ -39,8 +37,15 @@ from .core.clock import Clock, system_clock
 from .core.records import SessionRecord
 from .core.sessions import SessionLifecycle, SessionPolicy
 from .core.store import Store
+from .core.throttle import Attempt, Outcome, Throttle, ThrottlePolicy
 from .core.tokens import RevokeOutcome, TokenPair
-from .exceptions import InvalidToken, StoreUnavailable, TokenError, TooManyAttempts
+from .exceptions import (
+    InvalidToken,
+    StoreError,
+    StoreUnavailable,
+    TokenError,
+    TooManyAttempts,
+)
 from .mixins import AnonymousUserMixin
 from .session_interface import AUTH_KEYS as AUTH_DATA_KEYS
 from .session_interface import SignoffSession, SignoffSessionInterface
@@ -67,6 +72,10 @@ REFRESH_MESSAGE_CATEGORY = "message"
 ID_ATTRIBUTE = "get_id"
 #: Methods that login_required lets through, as in Flask-Login.
 EXEMPT_METHODS = frozenset({"OPTIONS"})
+
+#: Key on ``flask.g`` of the attempts reserved in this request, each with
+#: whether the end of the request settles it (:meth:`Signoff.check_throttle`).
+_ATTEMPTS = "_signoff_attempts"
 
 UNAVAILABLE_MESSAGE = (
     "The sign-in service is temporarily unavailable. You have not been signed "
@@ -97,6 +106,15 @@ class SignoffState:
                 fresh_for=settings.fresh_for,
                 touch_interval=settings.touch_interval,
                 max_sessions_per_user=settings.max_sessions_per_user,
+            ),
+            clock,
+        )
+        self.throttle = Throttle(
+            store,
+            ThrottlePolicy(
+                account_limit=settings.throttle_account_limit,
+                ip_limit=settings.throttle_ip_limit,
+                window=settings.throttle_window,
             ),
             clock,
         )
@@ -230,6 +248,7 @@ class Signoff:
         # Flask-Login's attribute, which apps and extensions look up.
         app.login_manager = self  # type: ignore[attr-defined]
         app.before_request(self._refuse_if_store_unavailable)
+        app.after_request(self._settle_attempts)
         app.register_error_handler(StoreUnavailable, self._store_unavailable)
         app.register_error_handler(TokenError, token_error_response)
         app.register_error_handler(TooManyAttempts, self._too_many_attempts)
@@ -576,43 +595,108 @@ class Signoff:
 
     # -- throttling of password checks ---------------------------------------
 
-    def _throttle_keys(self, username: str, ip: str | None) -> list[tuple[str, int]]:
-        settings = get_state().settings
-        keys = []
-        if settings.throttle_account_limit is not None:
-            name = hashlib.sha256(_account_name(username).encode()).hexdigest()
-            keys.append((f"a:{name[:40]}", settings.throttle_account_limit))
+    def reserve_attempt(self, username: str, ip: str | None = None) -> Attempt:
+        """Reserve one password check for ``username``; call it first.
+
+        ::
+
+            attempt = signoff.reserve_attempt(username)  # 429 when over the limit
+            user = check_password(username, password)
+            if user is None:
+                return "Wrong username or password.", 401
+            attempt.succeeded()                           # not counted
+            login_user(user)
+
+        The attempt is counted against the account and the address (``ip``,
+        by default the request's ``remote_addr``) in one atomic store step
+        *before* the password is checked, so a burst of parallel guesses
+        gets no more checks than the limits allow. Until
+        :meth:`~flask_signoff.core.throttle.Attempt.succeeded` is called it
+        counts as a failure. A success gives back its own attempt only: the
+        failures before it stay counted.
+
+        :raises TooManyAttempts: (429 with ``Retry-After``, and no password
+            check) when ``SIGNOFF_THROTTLE_ACCOUNT_LIMIT`` attempts for this
+            account, or ``SIGNOFF_THROTTLE_IP_LIMIT`` from this address, are
+            counted in the current ``SIGNOFF_THROTTLE_WINDOW``.
+
+        .. versionadded:: 0.1
+        """
+        return self._reserve(username, ip, settle=False)
+
+    @staticmethod
+    def _reserve(username: str, ip: str | None, *, settle: bool) -> Attempt:
         if ip is None and has_request_context():
             ip = request.remote_addr
-        if settings.throttle_ip_limit is not None and ip:
-            address = hashlib.sha256(ip.encode()).hexdigest()
-            keys.append((f"i:{address[:40]}", settings.throttle_ip_limit))
-        return keys
+        attempt = get_state().throttle.reserve(username, ip)
+        if has_request_context():
+            # Remembered so that record_failure() finds it instead of counting
+            # the failure a second time.
+            g.setdefault(_ATTEMPTS, []).append((attempt, settle))
+        return attempt
 
     def check_throttle(self, username: str, ip: str | None = None) -> None:
-        """Refuse a password check for an account or address over its limit.
+        """Reserve one password check, to be settled at the end of the request.
 
-        Call before checking a password; count failures with
-        :meth:`record_failure`. Successful sign-ins are never counted.
+        The older form of :meth:`reserve_attempt`, for code that calls
+        ``check_throttle`` before the check and :meth:`record_failure` after
+        a wrong password. It now *reserves* the attempt (counted at once,
+        atomically) rather than only looking at the count, so parallel
+        requests can no longer all pass it. At the end of the request the
+        attempt is given back if :meth:`record_failure` was not called for it
+        and the response is not an error (status below 400): that is a
+        successful sign-in, which is not counted. Otherwise it stays counted,
+        once: :meth:`record_failure` does not count it again.
 
-        :raises TooManyAttempts: (429 with ``Retry-After``) when
-            ``SIGNOFF_THROTTLE_ACCOUNT_LIMIT`` failures for this account, or
-            ``SIGNOFF_THROTTLE_IP_LIMIT`` from this address, fell in the
-            current ``SIGNOFF_THROTTLE_WINDOW``.
+        Must be called during a request. New code should use
+        :meth:`reserve_attempt`, which does not guess the outcome.
+
+        :raises TooManyAttempts: as :meth:`reserve_attempt`.
+
+        .. versionchanged:: 0.1
+           Reserves the attempt before the check instead of reading the
+           count.
         """
-        state = get_state()
-        now = state.clock()
-        for key, limit in self._throttle_keys(username, ip):
-            attempts, ends = state.store.peek(key, now)
-            if attempts >= limit:
-                raise TooManyAttempts(ends - now)
+        if not has_request_context():
+            raise RuntimeError(
+                "check_throttle() is settled at the end of a request; outside "
+                "one, use reserve_attempt() and report the outcome."
+            )
+        self._reserve(username, ip, settle=True)
 
     def record_failure(self, username: str, ip: str | None = None) -> None:
-        """Count one failed password check for the account and the address."""
-        state = get_state()
-        now = state.clock()
-        for key, _ in self._throttle_keys(username, ip):
-            state.store.hit(key, state.settings.throttle_window, now)
+        """Count one failed password check for the account and the address.
+
+        An attempt reserved in this request for the same account and address
+        (by :meth:`check_throttle` or :meth:`reserve_attempt`) and not yet
+        reported is marked failed: it is already counted. Without one, a
+        failure is counted now.
+        """
+        if ip is None and has_request_context():
+            ip = request.remote_addr
+        throttle = get_state().throttle
+        keys = tuple(key for key, _ in throttle.keys(username, ip))
+        for attempt, _ in g.get(_ATTEMPTS, ()) if has_request_context() else ():
+            if attempt.outcome is Outcome.PENDING and attempt.keys == keys:
+                attempt.failed()
+                return
+        throttle.count_failure(username, ip)
+
+    @staticmethod
+    def _settle_attempts(response: Response) -> Response:
+        """Give back the attempts of :meth:`check_throttle` that succeeded."""
+        for attempt, settle in g.pop(_ATTEMPTS, ()):
+            if not settle or attempt.outcome is not Outcome.PENDING:
+                continue
+            if response.status_code >= 400:
+                attempt.failed()
+                continue
+            try:
+                attempt.succeeded()
+            except StoreError as e:
+                # The sign-in happened; its attempt merely stays counted.
+                logger.warning("Could not give back a sign-in attempt: %s", e)
+        return response
 
     # -- API tokens --------------------------------------------------------
 
@@ -656,18 +740,6 @@ class Signoff:
 
 #: Flask-Login's name for the extension.
 LoginManager = Signoff
-
-
-def _account_name(username: str) -> str:
-    """The form of a username that throttling counts under.
-
-    NFKC and case folding, without surrounding whitespace: every spelling an
-    app may take for one account (``ALICE``, ``alice`` in fullwidth letters,
-    ``straße``/``STRASSE``) shares one counter, so changing the spelling
-    does not buy another round of guesses.
-    """
-    folded = unicodedata.normalize("NFKC", username).casefold()
-    return unicodedata.normalize("NFKC", folded).strip()
 
 
 def _current_path() -> str:

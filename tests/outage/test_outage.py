@@ -134,8 +134,19 @@ class Browser:
 
 
 @contextlib.contextmanager
-def gunicorn_demo(store_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """The demo under gunicorn on a free port: its URL and its log folder."""
+def gunicorn_demo(
+    store_url: str,
+    tmp_path: Path,
+    *,
+    threads: int = 1,
+    app: str = "examples.demo:create_app()",
+    env_extra: dict[str, str] | None = None,
+) -> Iterator[tuple[str, Path]]:
+    """The demo under gunicorn on a free port: its URL and its log folder.
+
+    With ``threads`` above 1 each worker serves that many requests at once
+    (gunicorn's ``gthread`` worker).
+    """
     port = free_port()
     # Only our settings: nothing from the caller's FLASK_* environment.
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLASK_")}
@@ -149,17 +160,19 @@ def gunicorn_demo(store_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
         # Cheap password hashes: the test signs in a dozen times.
         FLASK_DEMO_ARGON2_PARAMETERS='{"time_cost": 1, "memory_cost": 1024}',
     )
+    env.update(env_extra or {})
     command = [
         sys.executable, "-m", "gunicorn",
         "--workers", str(WORKERS),
-        "--worker-class", "sync",
+        "--worker-class", "gthread" if threads > 1 else "sync",
+        "--threads", str(threads),
         "--bind", f"127.0.0.1:{port}",
         "--timeout", "20",
         "--graceful-timeout", "5",
         "--access-logfile", str(tmp_path / "access.log"),
         "--access-logformat", "%({x-load-id}i)s %(s)s %(L)s",
         "--error-logfile", str(tmp_path / "error.log"),
-        "examples.demo:create_app()",
+        app,
     ]  # fmt: skip
     # The app's own log lines (flask_signoff's warnings) go to stderr.
     with open(tmp_path / "stderr.log", "wb") as stderr:

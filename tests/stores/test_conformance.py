@@ -692,6 +692,8 @@ def test_unreachable_store_raises_store_unavailable(backend: Backend) -> None:
             lambda: dead.create_session(make_session(time.time())),
             lambda: dead.bump_epoch("alice"),
             lambda: dead.access_state("alice", "fam", time.time()),
+            lambda: dead.reserve("a:alice", 10, 300, time.time()),
+            lambda: dead.release("a:alice", time.time()),
         ]
         for call in calls:
             started = time.monotonic()
@@ -712,43 +714,88 @@ def test_another_process_sees_the_same_data(backend: Backend, now: float) -> Non
 # -- throttling ---------------------------------------------------------------
 
 
-def test_hit_counts_in_a_window(store: Store, now: float) -> None:
-    assert store.peek("acct:a", now) == (0, now)
-    attempts, ends = store.hit("acct:a", 300, now)
-    assert attempts == 1
-    assert ends == pytest.approx(now + 300, abs=0.01)
-    # (Same `now`: Redis counts the window on its own clock, so a test
-    # cannot move time for it.)
-    for expected in (2, 3):
-        attempts, later = store.hit("acct:a", 300, now)
-        assert attempts == expected
-        assert later == pytest.approx(ends, abs=0.5)  # the window does not move
-    count, ends_peek = store.peek("acct:a", now)
-    assert count == 3
-    assert ends_peek == pytest.approx(ends, abs=1.1)
-    assert store.peek("acct:b", now)[0] == 0
+def test_reserve_counts_up_to_the_limit(store: Store, now: float) -> None:
+    for expected in (1, 2, 3):
+        result = store.reserve("a:acct", 3, 300, now)
+        assert (result.granted, result.attempts) == (True, expected)
+        # The window ends where the first attempt put it, exactly: the end
+        # also names the window for release().
+        assert result.ends == now + 300
+    refused = store.reserve("a:acct", 3, 300, now + 10)
+    assert (refused.granted, refused.attempts, refused.ends) == (False, 3, now + 300)
+    other = store.reserve("a:other", 3, 300, now)
+    assert (other.granted, other.attempts) == (True, 1)
 
 
-def test_hit_is_atomic(store: Store, now: float) -> None:
-    def hammer() -> None:
-        for _ in range(10):
-            store.hit("ip:x", 300, now)
+def test_reserve_is_atomic(store: Store, now: float) -> None:
+    results = concurrently(16, lambda i: store.reserve("i:x", 100, 300, now))
+    assert all(r.granted for r in results)
+    assert sorted(r.attempts for r in results) == list(range(1, 17))
+    assert {r.ends for r in results} == {now + 300}
 
-    threads = [threading.Thread(target=hammer) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert store.peek("ip:x", now)[0] == 80
+
+def test_reserve_grants_no_more_than_the_limit(store: Store, now: float) -> None:
+    results = concurrently(16, lambda i: store.reserve("a:burst", 5, 300, now))
+    granted = sorted(r.attempts for r in results if r.granted)
+    assert granted == [1, 2, 3, 4, 5]
+    assert [r.attempts for r in results if not r.granted] == [5] * 11
+
+
+def test_refused_attempts_do_not_move_the_window(store: Store) -> None:
+    # Real time throughout, since Redis expires keys on its own clock.
+    start = time.time()
+    first = store.reserve("a:locked", 2, 0.5, start)
+    opened = time.time()  # Redis opened the window by now, on its clock
+    store.reserve("a:locked", 2, 0.5, start)
+    while time.time() < start + 0.4:  # hammered while locked
+        refused = store.reserve("a:locked", 2, 0.5, time.time())
+        assert not refused.granted
+        assert refused.ends == first.ends
+        time.sleep(0.05)
+    time.sleep(max(0.0, opened + 0.6 - time.time()))
+    later = time.time()
+    again = store.reserve("a:locked", 2, 300, later)
+    assert (again.granted, again.attempts, again.ends) == (True, 1, later + 300)
 
 
 def test_a_window_ends(store: Store, now: float) -> None:
     # A short real window, since Redis expires keys on its own clock.
-    store.hit("acct:short", 0.2, now)
-    store.hit("acct:short", 0.2, now)
+    store.reserve("a:short", 10, 0.2, now)
+    store.reserve("a:short", 10, 0.2, now)
     time.sleep(0.3)
     later = now + 0.3
-    assert store.peek("acct:short", later)[0] == 0
-    attempts, ends = store.hit("acct:short", 300, later)
-    assert attempts == 1
-    assert ends == pytest.approx(later + 300, abs=0.01)
+    result = store.reserve("a:short", 10, 300, later)
+    assert (result.granted, result.attempts) == (True, 1)
+    assert result.ends == later + 300
+
+
+def test_release_gives_one_back_never_below_zero(store: Store, now: float) -> None:
+    assert store.release("a:never", now + 300) is False
+    assert store.reserve("a:never", 10, 300, now).attempts == 1
+    first = store.reserve("a:acct", 10, 300, now)
+    store.reserve("a:acct", 10, 300, now)
+    assert store.release("a:acct", first.ends) is True
+    assert store.reserve("a:acct", 10, 300, now).attempts == 2
+    assert store.release("a:acct", first.ends) is True
+    assert store.release("a:acct", first.ends) is True
+    assert store.release("a:acct", first.ends) is False  # 0: nothing to give
+    assert store.reserve("a:acct", 10, 300, now).attempts == 1
+
+
+def test_release_is_atomic(store: Store, now: float) -> None:
+    taken = [store.reserve("a:race", 10, 300, now) for _ in range(3)]
+    done = concurrently(12, lambda i: store.release("a:race", taken[0].ends))
+    assert done.count(True) == 3
+    assert store.reserve("a:race", 10, 300, now).attempts == 1
+
+
+def test_release_only_to_the_window_it_was_taken_from(store: Store) -> None:
+    start = time.time()
+    old = store.reserve("a:acct", 10, 0.2, start)
+    time.sleep(0.3)  # after the call returned: past the end on Redis's clock too
+    later = time.time()
+    new = store.reserve("a:acct", 10, 300, later)
+    assert (new.granted, new.attempts) == (True, 1)
+    assert store.release("a:acct", old.ends) is False
+    assert store.reserve("a:acct", 10, 300, later).attempts == 2
+    assert store.release("a:acct", new.ends) is True

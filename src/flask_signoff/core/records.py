@@ -89,3 +89,16 @@ class AccessState:
     epoch: int
     #: True if the token's family was revoked.
     family_revoked: bool
+
+
+@dataclasses.dataclass(slots=True, frozen=True)
+class Reserved:
+    """What :meth:`Store.reserve` did with one attempt."""
+
+    #: True if this call took the attempt: fewer than the limit were counted.
+    granted: bool
+    #: Attempts counted in the window after this call (this one if granted).
+    attempts: int
+    #: When the window ends. Also names the window: :meth:`Store.release`
+    #: gives an attempt back only to the window it was taken from.
+    ends: float

@@ -26,6 +26,7 @@ from .records import (
     AccessState,
     FamilyRecord,
     RefreshRecord,
+    Reserved,
     SessionRecord,
     SpendResult,
 )
@@ -253,19 +254,28 @@ class Store(abc.ABC):
     # -- throttling ----------------------------------------------------------
 
     @abc.abstractmethod
-    def hit(self, key: str, window: float, now: float) -> tuple[int, float]:
-        """Count one failed attempt against ``key``; atomic.
+    def reserve(self, key: str, limit: int, window: float, now: float) -> Reserved:
+        """Take one attempt of ``key``'s window if fewer than ``limit`` are taken.
 
-        A window opens at the first attempt and lasts ``window`` seconds.
-        Returns the attempts counted in the current window (this one
-        included) and when the window ends. ``key`` is not a secret but
-        names an account or an address: callers pass a hash of it.
+        One atomic step: of any number of concurrent calls, at most
+        ``limit`` per window are granted, and each granted call sees its own
+        count (1, 2, ... ``limit``). A window opens at the first attempt
+        after the previous one ended and lasts ``window`` seconds from
+        ``now``; its end never moves, and a refused call changes nothing, so
+        a key hammered while locked is free again when its window ends.
+        ``key`` is not a secret but names an account or an address: callers
+        pass a hash of it.
         """
 
     @abc.abstractmethod
-    def peek(self, key: str, now: float) -> tuple[int, float]:
-        """Return the attempts in ``key``'s open window and its end, without
-        counting; ``(0, now)`` when no window is open."""
+    def release(self, key: str, ends: float) -> bool:
+        """Give back one attempt taken by :meth:`reserve`; atomic.
+
+        Only to the window named by ``ends`` (the :attr:`Reserved.ends` of
+        the reservation) and never below zero: after that window ended, or
+        once its count is 0, nothing changes. Returns whether one was given
+        back.
+        """
 
     # -- lifecycle ---------------------------------------------------------
 

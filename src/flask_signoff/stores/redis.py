@@ -47,7 +47,11 @@ key                             type    holds
 ``P{T}:r:<key>``                hash    a refresh token
 ``P{T}:rv:<family_id>``         string  revocation marker (value: ``until``)
 ``Prouting-key``                string  the routing key (hex), for every user
+``Ptw:<key>``                   hash    a throttle window: count ``n``, end ``e``
 ==============================  ======  ========================================
+
+Throttle windows belong to an account or an address, not to a user's slot:
+they carry no hash tag, and each script on them touches that one key.
 
 A record is one hash with one field per attribute (``None`` is an absent
 field; floats are written with :func:`repr`, which round-trips exactly).
@@ -108,6 +112,7 @@ from ..core.records import (
     AccessState,
     FamilyRecord,
     RefreshRecord,
+    Reserved,
     SessionRecord,
     SpendResult,
     SpendStatus,
@@ -362,10 +367,27 @@ return ARGV[1]
 """
 
 #: KEYS: counter. ARGV: window length in ms, used if a new window opens.
-_HIT = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return {n, redis.call('PTTL', KEYS[1])}
+#: KEYS: window. ARGV: limit, window (ms), the window's end (caller's clock).
+#: The window's end is set when the window opens and never moves: a refused
+#: attempt writes nothing, so a locked key is free again once it expires.
+_RESERVE = """
+local w = redis.call('HMGET', KEYS[1], 'n', 'e')
+local n = tonumber(w[1])
+if not n then
+  redis.call('HSET', KEYS[1], 'n', 1, 'e', ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {1, 1, ARGV[3]}
+end
+if n >= tonumber(ARGV[1]) then return {0, n, w[2]} end
+return {1, redis.call('HINCRBY', KEYS[1], 'n', 1), w[2]}
+"""
+
+#: KEYS: window. ARGV: the end of the window the attempt was taken from.
+_RELEASE = """
+local w = redis.call('HMGET', KEYS[1], 'n', 'e')
+if w[2] ~= ARGV[1] or (tonumber(w[1]) or 0) < 1 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'n', -1)
+return 1
 """
 
 #: KEYS: family, family tokens, user families, marker.
@@ -898,27 +920,22 @@ class RedisStore(Store):
     # -- throttling --------------------------------------------------------
 
     def _tkey(self, key: str) -> str:
-        return f"{self.prefix}t:{key}"
+        return f"{self.prefix}tw:{key}"
 
-    def hit(self, key: str, window: float, now: float) -> tuple[int, float]:
-        # Relative TTLs (PTTL, not PEXPIRETIME): works on Redis 6 as well.
+    def reserve(self, key: str, limit: int, window: float, now: float) -> Reserved:
+        # A relative expiry (PEXPIRE): the window lasts `window` on Redis's
+        # own clock, whatever the caller's. Its end as the caller counts it
+        # is kept beside the count, to name the window for release().
         ms = str(max(1, math.ceil(window * 1000)))
-        attempts, ttl_ms = self._run("hit", _HIT, [self._tkey(key)], [ms])
-        return int(attempts), now + int(ttl_ms) / 1000
+        args = [str(limit), ms, _num(now + window)]
+        granted, attempts, ends = self._run(
+            "reserve", _RESERVE, [self._tkey(key)], args
+        )
+        return Reserved(bool(granted), int(attempts), float(ends))
 
-    def peek(self, key: str, now: float) -> tuple[int, float]:
-        name = self._tkey(key)
-
-        def run() -> tuple[int, float]:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.get(name)
-            pipe.pttl(name)
-            value, ttl_ms = pipe.execute()
-            if value is None or int(ttl_ms) < 0:
-                return 0, now
-            return int(value), now + int(ttl_ms) / 1000
-
-        return self._guard(run)
+    def release(self, key: str, ends: float) -> bool:
+        done = self._run("release", _RELEASE, [self._tkey(key)], [_num(ends)])
+        return bool(done)
 
     def _owner(self, family_hash: str) -> str | None:
         value = self._guard(lambda: self.client.hget(family_hash, "user_id"))

@@ -81,6 +81,7 @@ from ..core.records import (
     AccessState,
     FamilyRecord,
     RefreshRecord,
+    Reserved,
     SessionRecord,
     SpendResult,
     SpendStatus,
@@ -1175,37 +1176,48 @@ class SQLStore(Store):
 
         return self._guard(run)
 
-    def hit(self, key: str, window: float, now: float) -> tuple[int, float]:
+    def reserve(self, key: str, limit: int, window: float, now: float) -> Reserved:
         th = self.t["throttle"]
-        open_window = th.c.expires_at > now
+        closed = th.c.expires_at <= now
         insert = self._insert(th).values(key=key, attempts=1, expires_at=now + window)
-        stmt = insert.on_conflict_do_update(
+        # One upsert decides: a new or ended window opens with this attempt,
+        # an open one counts it only below the limit (the WHERE); a full one
+        # is left as it is and returns no row.
+        take = insert.on_conflict_do_update(
             index_elements=[th.c.key],
             set_={
-                "attempts": sa.case((open_window, th.c.attempts + 1), else_=1),
-                "expires_at": sa.case(
-                    (open_window, th.c.expires_at), else_=now + window
-                ),
+                "attempts": sa.case((closed, 1), else_=th.c.attempts + 1),
+                "expires_at": sa.case((closed, now + window), else_=th.c.expires_at),
             },
+            where=sa.or_(closed, th.c.attempts < limit),
         ).returning(th.c.attempts, th.c.expires_at)
+        full = sa.select(th.c.attempts, th.c.expires_at).where(th.c.key == key)
 
-        def run() -> tuple[int, float]:
+        def run() -> Reserved:
             with self._write() as conn:
-                attempts, ends = conn.execute(stmt).one()
-            return int(attempts), float(ends)
+                row = conn.execute(take).first()
+                if row is not None:
+                    return Reserved(True, int(row[0]), float(row[1]))
+                # Refused: read the window's end for Retry-After, in the same
+                # transaction (on SQLite under the same write lock).
+                attempts, ends = conn.execute(full).one()
+            return Reserved(False, int(attempts), float(ends))
 
         return self._guard(run)
 
-    def peek(self, key: str, now: float) -> tuple[int, float]:
+    def release(self, key: str, ends: float) -> bool:
         th = self.t["throttle"]
-        stmt = sa.select(th.c.attempts, th.c.expires_at).where(
-            th.c.key == key, th.c.expires_at > now
+        # The window is named by its end: a float stored and returned exactly
+        # (SQLite REAL and PostgreSQL double precision are both IEEE doubles).
+        stmt = (
+            sa.update(th)
+            .where(th.c.key == key, th.c.expires_at == ends, th.c.attempts > 0)
+            .values(attempts=th.c.attempts - 1)
         )
 
-        def run() -> tuple[int, float]:
-            with self._read() as conn:
-                row = conn.execute(stmt).first()
-            return (0, now) if row is None else (int(row[0]), float(row[1]))
+        def run() -> bool:
+            with self._write() as conn:
+                return bool(conn.execute(stmt).rowcount == 1)
 
         return self._guard(run)
 
