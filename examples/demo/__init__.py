@@ -304,7 +304,8 @@ def _add_views(app: Flask, signoff: Signoff, users: UserStore) -> None:
         user: User = current_user._get_current_object()
         users.set_password(user.id, new)
         # Every other session and token ends; this one moves to a new id
-        # (and is fresh: the password was just checked).
+        # (and is fresh: the password was just checked), bound to the new
+        # hash (password_changed loads the user again: `user` has the old).
         signoff.password_changed(user)
         return redirect(url_for("sessions"), 303)
 

@@ -4,6 +4,15 @@ The table lives in its own SQLite file in the instance folder by default
 (``DEMO_DATABASE_URL`` to change it), apart from Flask-Signoff's store, so
 the demo works the same whatever the session store is (SQLite, Redis,
 PostgreSQL).
+
+Ids are never given twice (``AUTOINCREMENT`` on SQLite; a sequence on
+PostgreSQL): an account created after another was deleted must not inherit
+anything that still names the old id. A users table made by an older demo
+keeps SQLite's default, which reuses the highest id once it is deleted:
+delete the file (or let ``revoke_user`` run before every deletion).
+
+A user's security stamp is the argon2 hash read with their row, so a session
+or token signed in with the old password ends once the password changes.
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ users_table = sa.Table(
     sa.Column("username", sa.String(64), nullable=False, unique=True),
     sa.Column("password_hash", sa.String(255), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+    # Without it SQLite gives a deleted user's id (the highest) to the next.
+    sqlite_autoincrement=True,
 )
 
 
@@ -33,6 +44,14 @@ users_table = sa.Table(
 class User(UserMixin):
     id: int
     username: str
+    #: The hash as read with the row this object was loaded from; never
+    #: read again, so a sign-in binds to the password it checked.
+    password_hash: str = dataclasses.field(default="", repr=False)
+
+    def get_security_stamp(self) -> str:
+        # A new password (or a rehash) changes it: every session and token
+        # signed in before then ends.
+        return self.password_hash
 
 
 class DuplicateUser(Exception):
@@ -66,20 +85,23 @@ class UserStore:
             return None
         with self.engine.connect() as conn:
             row = conn.execute(
-                sa.select(users_table.c.id, users_table.c.username).where(
-                    users_table.c.id == int(user_id)
-                )
+                sa.select(
+                    users_table.c.id,
+                    users_table.c.username,
+                    users_table.c.password_hash,
+                ).where(users_table.c.id == int(user_id))
             ).first()
-        return User(row.id, row.username) if row else None
+        return User(row.id, row.username, row.password_hash) if row else None
 
     def create(self, username: str, password: str) -> User:
         """Add a user; :class:`DuplicateUser` if the name is taken."""
+        password_hash = self.hasher.hash(password)
         try:
             with self.engine.begin() as conn:
                 result = conn.execute(
                     users_table.insert().values(
                         username=username,
-                        password_hash=self.hasher.hash(password),
+                        password_hash=password_hash,
                         created_at=time.time(),
                     )
                 )
@@ -87,10 +109,14 @@ class UserStore:
             raise DuplicateUser(username) from None
         key = result.inserted_primary_key
         assert key is not None
-        return User(int(key[0]), username)
+        return User(int(key[0]), username, password_hash)
 
     def authenticate(self, username: str, password: str) -> User | None:
-        """The user if the password is right, else ``None``."""
+        """The user if the password is right, else ``None``.
+
+        The user carries the hash that was checked, read in the same query:
+        a password changed meanwhile makes its sessions and tokens dead.
+        """
         with self.engine.connect() as conn:
             row = conn.execute(
                 sa.select(users_table).where(users_table.c.username == username)
@@ -100,20 +126,25 @@ class UserStore:
             return None
         if not self._verify(row.password_hash, password):
             return None
-        if self.hasher.check_needs_rehash(row.password_hash):
-            self.set_password(row.id, password)
-        return User(row.id, row.username)
+        password_hash = row.password_hash
+        if self.hasher.check_needs_rehash(password_hash):
+            # A new hash is a new stamp: the user's other sessions end.
+            password_hash = self.set_password(row.id, password)
+        return User(row.id, row.username, password_hash)
 
     def check_password(self, user: User, password: str) -> bool:
         return self.authenticate(user.username, password) is not None
 
-    def set_password(self, user_id: int, password: str) -> None:
+    def set_password(self, user_id: int, password: str) -> str:
+        """Store a new hash of ``password``; return it."""
+        password_hash = self.hasher.hash(password)
         with self.engine.begin() as conn:
             conn.execute(
                 users_table.update()
                 .where(users_table.c.id == user_id)
-                .values(password_hash=self.hasher.hash(password))
+                .values(password_hash=password_hash)
             )
+        return password_hash
 
     def _verify(self, password_hash: str, password: str) -> bool:
         try:

@@ -44,6 +44,7 @@ from .exceptions import (
     StoreError,
     StoreUnavailable,
     TokenError,
+    TokenRevoked,
     TooManyAttempts,
 )
 from .mixins import AnonymousUserMixin
@@ -58,6 +59,7 @@ from .signals import (
     user_signed_out_everywhere,
     user_unauthorized,
 )
+from .stamps import StampBinding
 from .stores import open_store
 from .tokens import TokenService, token_error_response
 
@@ -121,6 +123,8 @@ class SignoffState:
         self.interface = SignoffSessionInterface(self)
         #: Set by :meth:`Signoff.init_app` once the state is registered.
         self.tokens: TokenService
+        #: Digests of users' security stamps; set by :meth:`Signoff.init_app`.
+        self.stamps: StampBinding
 
     @staticmethod
     def client_info() -> dict[str, str | None]:
@@ -243,6 +247,7 @@ class Signoff:
         store = self._store or open_store(settings.store_url, settings.store_options)
         state = SignoffState(self, settings, store, self._clock or system_clock)
         app.extensions["signoff"] = state
+        state.stamps = StampBinding(app.config)
         state.tokens = TokenService(app)
         app.session_interface = state.interface
         # Flask-Login's attribute, which apps and extensions look up.
@@ -414,6 +419,12 @@ class Signoff:
         assert sess.record is not None
         assert sess.user_id is not None
         user = self._user_callback(sess.user_id)
+        if user is not None and not get_state().stamps.matches(
+            sess.record.auth_stamp, sess.user_id, user
+        ):
+            # Signed in with credentials that have changed since (the
+            # password, a factor): the session ends, as for a user who is gone.
+            user = None
         if user is None:
             # The account is gone or disabled: the session ends with it.
             get_state().lifecycle.end(sess.record.key)
@@ -450,6 +461,11 @@ class Signoff:
         user = self._user_callback(claims.subject)
         if user is None:
             g._signoff_token_error = InvalidToken("The token's user is gone.")
+            return None
+        if not get_state().stamps.matches(claims.auth_stamp, claims.subject, user):
+            g._signoff_token_error = TokenRevoked(
+                "The token was revoked: the user's credentials have changed."
+            )
             return None
         g._signoff_claims = claims
         user_loaded_from_request.send(
@@ -498,8 +514,18 @@ class Signoff:
         return True
 
     def sessions_for(self, user: t.Any) -> list[SessionRecord]:
-        """The live sessions of ``user`` (a user object or an id), newest first."""
-        return get_state().lifecycle.sessions_for(self._user_id(user))
+        """The live sessions of ``user`` (a user object or an id), newest first.
+
+        Given a user object, sessions bound to credentials the user no
+        longer has (see :meth:`~flask_signoff.UserMixin.get_security_stamp`)
+        are left out: they end at their next request.
+        """
+        state = get_state()
+        user_id = self._user_id(user)
+        records = state.lifecycle.sessions_for(user_id)
+        if isinstance(user, (str, int)):
+            return records
+        return [r for r in records if state.stamps.matches(r.auth_stamp, user_id, user)]
 
     def current_session(self) -> SessionRecord | None:
         """The record of the current request's session, if any."""
@@ -579,18 +605,28 @@ class Signoff:
     def password_changed(self, user: t.Any | None = None) -> int:
         """End every other session and every token of the user; keep this one.
 
-        Call it after a password change (or any credential reset): other
-        devices are signed out, every refresh family and access token issued
-        before now dies, and the current session moves to a new id, fresh
-        (the password was just checked). Returns the number of other
-        sessions ended.
-        """
-        from .utils import confirm_login, current_user
+        Call it after a password change (or any credential reset), once the
+        change is saved: other devices are signed out, every refresh family
+        and access token issued before now dies, and the current session
+        moves to a new id, fresh (the password was just checked) and bound
+        to the user's new security stamp. The user is loaded again through
+        the ``user_loader`` for that stamp, so ``user`` may be the object
+        loaded before the change. Returns the number of other sessions
+        ended.
 
-        count = self.revoke_user(
-            user if user is not None else current_user, keep_current=True
-        )
-        confirm_login()
+        Sessions and families of a sign-in that checked the old password
+        while this ran, and committed after it, are bound to the old stamp:
+        they end at their next use.
+        """
+        from .utils import _rebind_current_session, current_user
+
+        user_id = self._user_id(user if user is not None else current_user)
+        count = self.revoke_user(user_id, keep_current=True)
+        if self._user_callback is not None:
+            reloaded = self._user_callback(user_id)
+        else:
+            reloaded = _unproxied(user if user is not None else current_user)
+        _rebind_current_session(user_id, reloaded)
         return count
 
     # -- throttling of password checks ---------------------------------------
@@ -703,19 +739,47 @@ class Signoff:
     def issue_tokens(self, user: t.Any, client_id: str = "") -> TokenPair:
         """Start a refresh family for ``user``: an access and a refresh token.
 
+        Pass the user object whose password was just checked: the family is
+        bound to its security stamp. (Given only an id, the user is loaded
+        through the ``user_loader`` for it.)
+
         ``pair.as_dict()`` is the body of an RFC 6749 token response; send it
         with :func:`~flask_signoff.tokens.token_response` (``no-store``).
         """
-        return get_state().tokens.lifecycle.issue(self._user_id(user), client_id)
+        state = get_state()
+        user_id = self._user_id(user)
+        if isinstance(user, (str, int)):
+            user = self._user_callback(user_id) if self._user_callback else None
+        auth_stamp = state.stamps.digest(user_id, user) if user is not None else ""
+        return state.tokens.lifecycle.issue(user_id, client_id, auth_stamp=auth_stamp)
 
     def refresh(self, refresh_token: str) -> TokenPair:
         """Spend a refresh token for a new pair.
 
-        :raises InvalidGrant: unknown, expired, revoked or spent token; a
-            spent one presented after ``SIGNOFF_REFRESH_GRACE`` also revokes
-            its whole family (:class:`~flask_signoff.RefreshTokenReused`).
+        The family's user is loaded through the ``user_loader``: if it is
+        gone, or its security stamp changed since the sign-in, the family is
+        revoked.
+
+        :raises InvalidGrant: unknown, expired, revoked or spent token, or a
+            user gone or with changed credentials; a spent one presented
+            after ``SIGNOFF_REFRESH_GRACE`` also revokes its whole family
+            (:class:`~flask_signoff.RefreshTokenReused`).
         """
-        return get_state().tokens.lifecycle.refresh(refresh_token)
+        return get_state().tokens.lifecycle.refresh(
+            refresh_token, check_user=self._family_user_matches
+        )
+
+    def _family_user_matches(self, user_id: str, auth_stamp: str) -> bool:
+        """Whether a family's user still exists with the stamp it was bound to."""
+        if self._user_callback is None:
+            raise RuntimeError(
+                "Flask-Signoff needs a user loader: decorate a function with "
+                "@signoff.user_loader."
+            )
+        user = self._user_callback(user_id)
+        return user is not None and get_state().stamps.matches(
+            auth_stamp, user_id, user
+        )
 
     def revoke_token(
         self, token: str, token_type_hint: str | None = None
@@ -740,6 +804,10 @@ class Signoff:
 
 #: Flask-Login's name for the extension.
 LoginManager = Signoff
+
+
+def _unproxied(user: t.Any) -> t.Any:
+    return user._get_current_object() if hasattr(user, "_get_current_object") else user
 
 
 def _current_path() -> str:

@@ -32,6 +32,25 @@ class UserMixin:
         except AttributeError:
             raise NotImplementedError("No `id` attribute - override `get_id`") from None
 
+    def get_security_stamp(self) -> str | None:
+        """A string that changes whenever the user's credentials change.
+
+        Every session and refresh family is bound to (an HMAC of) the stamp
+        of the user it was signed in for, and ends once the user, as the
+        ``user_loader`` returns it, has another: after a password change, a
+        new second factor, a reset. The password hash read with the user's
+        row is a good stamp; fold in whatever else should sign the user out
+        everywhere (``f"{password_hash}:{otp_secret}:{active}"``). Read it
+        from the row the user object was loaded from, never again from the
+        database: a sign-in that checked the old password must bind to the
+        old stamp.
+
+        ``None`` (the default) binds nothing.
+
+        .. versionadded:: 0.1
+        """
+        return None
+
     def __eq__(self, other: object) -> bool:
         if isinstance(other, UserMixin):
             return self.get_id() == other.get_id()

@@ -31,7 +31,10 @@ def sign_in_client(
     state = get_state(app)
     user_id = getattr(user, state.manager.id_attribute)()
     secret, _record = state.lifecycle.sign_in(
-        str(user_id), fresh=fresh, remember=remember
+        str(user_id),
+        fresh=fresh,
+        remember=remember,
+        auth_stamp=state.stamps.digest(str(user_id), user),
     )
     name = state.interface.get_cookie_name(app)
     client.set_cookie(

@@ -83,6 +83,10 @@ def login_user(
     :param fresh: whether the login counts as fresh (``False`` for a login
         that did not check a password).
     :returns: ``False`` if the user is inactive and ``force`` is not set.
+
+    The session is bound to ``user.get_security_stamp()``: pass the user
+    object whose password was checked, so that a password changed meanwhile
+    ends this session at its next request.
     """
     if not force and not user.is_active:
         return False
@@ -102,6 +106,7 @@ def login_user(
         remember=remember,
         duration=_seconds(duration),
         fresh=fresh,
+        auth_stamp=state.stamps.digest(str(user_id), user),
         **state.client_info(),
     )
     sess.record = record
@@ -174,10 +179,17 @@ def confirm_login() -> None:
 
     The session moves to a new id, as on any change of privilege.
     """
+    _confirm()
+
+
+def _confirm(auth_stamp: str | None = None) -> None:
+    """:func:`confirm_login`, binding the session to ``auth_stamp`` if given."""
     sess = _session()
     if sess.record is None or sess.record.user_id is None:
         return
-    rotated = get_state().lifecycle.rotate(sess.record, fresh=True)
+    rotated = get_state().lifecycle.rotate(
+        sess.record, fresh=True, auth_stamp=auth_stamp
+    )
     if rotated is None:
         sess.record = None
         sess.drop_cookie = True
@@ -188,6 +200,33 @@ def confirm_login() -> None:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     session_rotated.send(app, user_id=sess.record.user_id, reason="confirm")
     user_login_confirmed.send(app)
+
+
+def _rebind_current_session(user_id: str, user: t.Any) -> None:
+    """After ``user_id``'s credentials changed: their current session moves
+    to a new id, fresh and bound to ``user``'s new stamp (``user`` as loaded
+    after the change); it ends if ``user`` is ``None`` (gone).
+
+    Another user's session (an administrator who reset this user's
+    password) is only confirmed, as before.
+    """
+    sess = _session()
+    record = sess.record
+    if record is None or record.user_id != user_id:
+        confirm_login()
+        return
+    if user is None:
+        get_state().lifecycle.end(record.key)
+        sess.record = None
+        sess.new_secret = None
+        sess.drop_cookie = True
+        for key in AUTH_DATA_KEYS:
+            sess.pop(key, None)
+        g._login_user = _manager().anonymous_user()
+        return
+    _confirm(get_state().stamps.digest(user_id, user))
+    if sess.record is not None:
+        g._login_user = user
 
 
 def login_fresh() -> bool:

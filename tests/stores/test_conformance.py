@@ -75,6 +75,11 @@ def new_key(user_id: str | None = None) -> str:
     return hash_secret(new_secret(tag))
 
 
+def new_stamp() -> str:
+    """A stamp digest: 43 base64url characters, like StampSigner's."""
+    return secrets.token_urlsafe(32)
+
+
 def make_session(
     now: float,
     user_id: str | None = "alice",
@@ -97,6 +102,7 @@ def make_session(
         fresh_until=now + 60,
         ip="192.0.2.1",
         user_agent="Mozilla/5.0 (X11)",
+        auth_stamp=new_stamp(),
     )
     record.tag = record.key[:8]
     return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
@@ -111,6 +117,7 @@ def make_family(
         created_at=now,
         expires_at=now + ttl,
         client_id="cli",
+        auth_stamp=new_stamp(),
     )
     return family, make_refresh(now, family)
 
@@ -235,6 +242,28 @@ def test_touch_is_conditional(store: Store, now: float) -> None:
     assert store.get_session(record.key) is None
 
 
+def test_update_and_touch_never_change_the_auth_stamp(store: Store, now: float) -> None:
+    # A session is bound to one stamp for the life of its key; only a
+    # rotation (a new key) binds it to another.
+    record = make_session(now)
+    store.create_session(record)
+    assert store.update_session(dataclasses.replace(record, auth_stamp=new_stamp()))
+    assert store.touch_session(record.key, now + 1, now + HOUR)
+    got = store.get_session(record.key)
+    assert got is not None
+    assert got.auth_stamp == record.auth_stamp
+
+
+def test_no_auth_stamp_round_trips_as_empty(store: Store, now: float) -> None:
+    record = make_session(now, auth_stamp="")
+    store.create_session(record)
+    assert store.get_session(record.key) == record
+    family, token = make_family(now)
+    family.auth_stamp = ""
+    store.create_family(family, token)
+    assert store.get_family(family.family_id, "alice") == family
+
+
 # -- rotation ---------------------------------------------------------------
 
 
@@ -249,6 +278,25 @@ def test_rotate_replaces_old_by_new(store: Store, now: float) -> None:
     # The public id follows the session to its new key.
     assert store.delete_session_by_public_id("alice", old.public_id) == new
     assert store.get_session(new.key) is None
+
+
+def test_rotate_binds_the_new_record_to_its_own_auth_stamp(
+    store: Store, now: float
+) -> None:
+    old = make_session(now)
+    store.create_session(old)
+    for require_old in (True, False):
+        new = dataclasses.replace(old, key=new_key("alice"), auth_stamp=new_stamp())
+        assert store.rotate_session(old.key, new, require_old=require_old)
+        got = store.get_session(new.key)
+        assert got is not None
+        assert got.auth_stamp == new.auth_stamp != old.auth_stamp
+        listed = store.list_sessions("alice", now)
+        assert [r.auth_stamp for r in listed] == [new.auth_stamp]
+        old = new
+    deleted = store.delete_session_by_public_id("alice", old.public_id)
+    assert deleted is not None
+    assert deleted.auth_stamp == old.auth_stamp
 
 
 def test_rotate_requiring_a_revoked_old_key_writes_nothing(

@@ -117,3 +117,23 @@ def test_out_of_memory_is_unavailable_and_other_errors_are_not(
     with pytest.raises(StoreError) as refused:
         store._guard(lambda: store.client.hgetall(f"{store.prefix}plain"))
     assert not isinstance(refused.value, StoreUnavailable)
+
+
+def test_records_written_before_auth_stamps_read_as_bound_to_none(
+    store: RedisStore,
+) -> None:
+    # Hashes written by a version without the field (during an upgrade).
+    now = time.time()
+    record = make_session(now)
+    store.create_session(record)
+    family, token = make_family(now)
+    store.create_family(family, token)
+    base = f"{store.prefix}{{{user_tag('alice')}}}:"
+    store.client.hdel(f"{base}s:{record.key}", "auth_stamp")
+    store.client.hdel(f"{base}f:{family.family_id}", "auth_stamp")
+    got = store.get_session(record.key)
+    assert got is not None
+    assert got.auth_stamp == ""
+    listed = store.get_family(family.family_id, "alice")
+    assert listed is not None
+    assert listed.auth_stamp == ""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
@@ -26,7 +27,12 @@ from flask_signoff.core.sessions import SessionLifecycle, SessionPolicy
 from flask_signoff.exceptions import StoreUnavailable
 from flask_signoff.stores.sql import SQLStore, _Overrun, _Watchdog
 from tests.servers import PostgresServer
-from tests.stores.test_conformance import concurrently, make_session, tagging
+from tests.stores.test_conformance import (
+    concurrently,
+    make_family,
+    make_session,
+    tagging,
+)
 
 _counter = itertools.count()
 
@@ -67,6 +73,61 @@ def test_processes_creating_the_schema_at_once_all_come_up(empty_db: str) -> Non
     with ctx.Pool(4) as pool:
         results = pool.starmap(_worker, [(empty_db, start_at)] * 4)
     assert sorted(results) == [1, 2, 3, 4]
+
+
+def test_workers_starting_on_an_older_database_add_the_new_columns(
+    empty_db: str,
+) -> None:
+    # A database as a version without the auth_stamp columns left it, with
+    # a live session and a refresh family in it.
+    now = time.time()
+    session = make_session(now, auth_stamp="")
+    family, token = make_family(now)
+    family.auth_stamp = ""
+    old = SQLStore(empty_db)
+    old.create_session(session)
+    old.create_family(family, token)
+    with old.engine.begin() as conn:
+        for table in ("signoff_sessions", "signoff_families"):
+            conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN auth_stamp")
+    old.close()
+
+    stores = [SQLStore(empty_db) for _ in range(8)]
+    try:
+        # Every worker's first call sets the schema up, all released together.
+        got = concurrently(8, lambda i: stores[i].get_session(session.key))
+        assert got == [session] * 8
+        store = stores[0]
+        assert store.get_family(family.family_id, "alice") == family
+        assert store.get_refresh(token.key) == token
+        with store.engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            for table in ("signoff_sessions", "signoff_families"):
+                names = [c["name"] for c in inspector.get_columns(table)]
+                assert names.count("auth_stamp") == 1
+        # New records keep their stamp; an older worker still running, which
+        # writes no auth_stamp, gets "" (bound to nothing).
+        bound = make_session(now)
+        store.create_session(bound)
+        assert store.get_session(bound.key) == bound
+        # The older version's INSERT names only these columns.
+        families = store.t["families"]
+        with store.engine.begin() as conn:
+            conn.execute(
+                sa.insert(families).values(
+                    family_id="legacy",
+                    user_id="bob",
+                    created_at=now,
+                    expires_at=now + 60,
+                    client_id="",
+                )
+            )
+        legacy = store.get_family("legacy", "bob")
+        assert legacy is not None
+        assert legacy.auth_stamp == ""
+    finally:
+        for s in stores:
+            s.close()
 
 
 # -- the SQLite read path: one statement on a per-thread connection --------------

@@ -9,6 +9,11 @@ it) and ``ep`` (the user's epoch when it was issued, so that "sign out
 everywhere" kills it). Its header has ``typ: at+jwt``, so no other JWT signed
 with the same key (an ID token, a token of another profile) passes for one.
 
+A token of a user with a security stamp also carries ``ast``, the digest its
+family is bound to (:mod:`~flask_signoff.core.stamps`); the Flask layer
+refuses it once the user's stamp has changed. It is optional: a token
+without it is bound to no stamp.
+
 Time checks are ours, not PyJWT's: PyJWT reads the wall clock, and the core
 takes time from an injected clock. Each claim has its own ``_validate_<claim>``
 with an explicit leeway, the way PyJWT's own ``api_jwt`` is written.
@@ -45,6 +50,8 @@ REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id", "fam",
 MAX_ID_LENGTH = 255
 #: Longest family id.
 MAX_FAMILY_LENGTH = 64
+#: Longest ``ast`` (a stamp digest is 43 characters).
+MAX_STAMP_LENGTH = 64
 
 # A JWS in compact form: three base64url segments. Anything else (a refresh
 # token ``<tag>.<random>``, a JWE, non-ASCII text) is refused before PyJWT.
@@ -72,6 +79,9 @@ class AccessClaims:
     expires_at: float
     #: The ``kid`` of the key that verified it.
     key_id: str
+    #: The digest of the user's security stamp at sign-in (``ast``); ``""``
+    #: if the token has none (the user had no stamp).
+    auth_stamp: str = ""
 
 
 def _unverified_header(token: str) -> dict[str, Any]:
@@ -165,6 +175,7 @@ class AccessTokenCodec:
         client_id: str,
         epoch: int,
         now: float,
+        auth_stamp: str = "",
     ) -> tuple[str, AccessClaims]:
         """Return a new signed token and its claims.
 
@@ -183,8 +194,9 @@ class AccessTokenCodec:
             issued_at=issued_at,
             expires_at=issued_at + self.access_ttl,
             key_id=key.kid,
+            auth_stamp=auth_stamp,
         )
-        payload = {
+        payload: dict[str, Any] = {
             "iss": self.issuer,
             "sub": subject,
             "aud": self.audience,
@@ -195,6 +207,8 @@ class AccessTokenCodec:
             "fam": family_id,
             "ep": epoch,
         }
+        if auth_stamp:
+            payload["ast"] = auth_stamp
         token = self._jwt.encode(
             payload,
             key.signing_key,
@@ -241,6 +255,7 @@ class AccessTokenCodec:
             issued_at=_number(payload, "iat"),
             expires_at=_number(payload, "exp"),
             key_id=key.kid,
+            auth_stamp=self._validate_ast(payload),
         )
         if check_time:
             self._validate_exp(claims, now)
@@ -296,6 +311,14 @@ class AccessTokenCodec:
         if isinstance(ep, bool) or not isinstance(ep, int) or not 0 <= ep < 2**63:
             _fail("The 'ep' claim is not valid.")
         return ep
+
+    @staticmethod
+    def _validate_ast(payload: dict[str, Any]) -> str:
+        # Optional: a token of a user without a stamp has none, and then
+        # only matches a user who still has none.
+        if "ast" not in payload:
+            return ""
+        return _text(payload, "ast", limit=MAX_STAMP_LENGTH, empty=False)
 
     def _validate_exp(self, claims: AccessClaims, now: float) -> None:
         # RFC 7519: the token must not be accepted "on or after" exp.

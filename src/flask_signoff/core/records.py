@@ -34,6 +34,10 @@ class SessionRecord:
     fresh_until: float = 0.0
     ip: str | None = None
     user_agent: str | None = None
+    #: HMAC of the user's security stamp when the session was signed in
+    #: (:mod:`flask_signoff.core.stamps`); ``""`` if the user had none. Set
+    #: at sign-in and at rotation only: a save never changes it.
+    auth_stamp: str = ""
 
 
 @dataclasses.dataclass(slots=True)
@@ -46,6 +50,9 @@ class FamilyRecord:
     #: Absolute end of the family, whatever the rotations.
     expires_at: float
     client_id: str = ""
+    #: HMAC of the user's security stamp at sign-in, as on sessions; every
+    #: access token of the family carries it (``ast``).
+    auth_stamp: str = ""
 
 
 @dataclasses.dataclass(slots=True)

@@ -133,6 +133,7 @@ class SessionLifecycle:
         fresh: bool,
         ip: str | None,
         user_agent: str | None,
+        auth_stamp: str = "",
     ) -> tuple[str, SessionRecord]:
         now = self.clock()
         tag = self.store.user_tag(user_id) if user_id is not None else random_tag()
@@ -155,6 +156,7 @@ class SessionLifecycle:
             fresh_until=now + self.policy.fresh_for if fresh else 0.0,
             ip=ip,
             user_agent=user_agent[:MAX_USER_AGENT] if user_agent else None,
+            auth_stamp=auth_stamp,
         )
         record.drop_at = self.drop_at(record)
         return secret, record
@@ -170,6 +172,7 @@ class SessionLifecycle:
         fresh: bool = True,
         ip: str | None = None,
         user_agent: str | None = None,
+        auth_stamp: str = "",
     ) -> tuple[str, SessionRecord]:
         """Start a signed-in session under a new id; the old one dies with it.
 
@@ -177,6 +180,11 @@ class SessionLifecycle:
         (anonymous or someone else's): it is deleted before the new one is
         created, so the two are never both alive and a planted id is never
         carried across sign-in.
+
+        ``auth_stamp`` is the digest of the stamp of the user whose
+        credentials were checked (:meth:`StampSigner.digest
+        <flask_signoff.core.stamps.StampSigner.digest>`); the session is
+        bound to it for its whole life, rotations included.
         """
         secret, record = self._new_record(
             user_id=user_id,
@@ -186,6 +194,7 @@ class SessionLifecycle:
             fresh=fresh,
             ip=ip,
             user_agent=user_agent,
+            auth_stamp=auth_stamp,
         )
         if replace_key is not None:
             self.store.delete_session(replace_key)
@@ -211,12 +220,18 @@ class SessionLifecycle:
         return secret, record
 
     def rotate(
-        self, record: SessionRecord, *, fresh: bool | None = None
+        self,
+        record: SessionRecord,
+        *,
+        fresh: bool | None = None,
+        auth_stamp: str | None = None,
     ) -> tuple[str, SessionRecord] | None:
         """Move a live session to a new id, keeping everything else.
 
         Returns ``None`` if the session was revoked meanwhile: rotation never
         brings a revoked session back. ``fresh`` forces freshness on or off.
+        ``auth_stamp`` binds the session to new credentials (after the
+        password change made in this session); by default it keeps its own.
         """
         now = self.clock()
         user_id = record.user_id
@@ -229,6 +244,8 @@ class SessionLifecycle:
             new.fresh_until = now + self.policy.fresh_for
         elif fresh is False:
             new.fresh_until = 0.0
+        if auth_stamp is not None:
+            new.auth_stamp = auth_stamp
         new.drop_at = self.drop_at(new)
         if not self.store.rotate_session(record.key, new, require_old=True):
             return None

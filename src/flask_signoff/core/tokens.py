@@ -17,6 +17,12 @@ How a sign-in of an API client ends:
 - **Epoch.** Every access token carries the user's epoch (``ep``);
   :meth:`~flask_signoff.core.sessions.SessionLifecycle.revoke_user` bumps it
   and so kills every older token of the user at once.
+- **Credentials.** A family is bound to the digest of the user's security
+  stamp at sign-in (:mod:`~flask_signoff.core.stamps`), and so is every
+  access token of it (``ast``). Every refresh asks the application whether
+  the user still exists with that stamp (the ``check_user`` callback); if
+  not, the family is revoked. The Flask layer checks ``ast`` against the
+  user it loads for a Bearer request.
 
 An access-token check costs exactly one store round trip
 (:meth:`~flask_signoff.core.store.Store.access_state`); a malformed or forged
@@ -29,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import secrets
+from collections.abc import Callable
 
 from ..exceptions import (
     ConfigError,
@@ -46,6 +53,10 @@ from .store import Store
 
 #: Longest user id and client id accepted (what a store column holds).
 MAX_ID_LENGTH = 255
+
+#: ``check_user(user_id, auth_stamp)``: whether the user still exists and
+#: ``auth_stamp`` (a family's digest) still matches their security stamp.
+UserCheck = Callable[[str, str], bool]
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,11 +172,16 @@ class TokenLifecycle:
 
     # -- issuing -----------------------------------------------------------
 
-    def issue(self, user_id: str, client_id: str = "") -> TokenPair:
+    def issue(
+        self, user_id: str, client_id: str = "", *, auth_stamp: str = ""
+    ) -> TokenPair:
         """Start a refresh family for a user who just signed in.
 
         :param user_id: the user, as the app's ``user_loader`` knows them.
         :param client_id: the API client, written in ``client_id``.
+        :param auth_stamp: the digest of the stamp of the user whose
+            credentials were checked; the family and its access tokens are
+            bound to it for their whole life.
         """
         _check_id("user_id", user_id, empty=False)
         _check_id("client_id", client_id, empty=True)
@@ -178,6 +194,7 @@ class TokenLifecycle:
             created_at=now,
             expires_at=now + self.policy.refresh_ttl,
             client_id=client_id,
+            auth_stamp=auth_stamp,
         )
         refresh_token = new_secret(self.store.user_tag(user_id))
         first = RefreshRecord(
@@ -190,13 +207,23 @@ class TokenLifecycle:
         self.store.create_family(family, first)
         return self._pair(family, refresh_token, epoch, now)
 
-    def refresh(self, refresh_token: str) -> TokenPair:
+    def refresh(
+        self, refresh_token: str, check_user: UserCheck | None = None
+    ) -> TokenPair:
         """Spend a refresh token; return the family's next pair.
 
+        :param check_user: asked, with the family's user id and stamp
+            digest, whether that user still exists with those credentials
+            (the Flask layer loads the user through the app's
+            ``user_loader``). If not, the family is revoked: a deleted
+            user's tokens never pass to an account that gets their id, and
+            a sign-in that checked a password changed since dies here.
+            ``None`` checks nothing.
         :raises InvalidGrant: if the token is malformed, unknown, expired,
             revoked, or was spent within the grace window (a concurrent
             retry: the family lives on, and the request that spent it got
-            the new pair).
+            the new pair); also if ``check_user`` refuses the family, which
+            is then revoked.
         :raises RefreshTokenReused: if it was spent before the grace window;
             the family is revoked, access tokens included.
         """
@@ -234,6 +261,13 @@ class TokenLifecycle:
         family = self.store.get_family(record.family_id, record.user_id)
         if family is None:
             raise InvalidGrant("The refresh token is not valid.")
+        if check_user is not None and not check_user(family.user_id, family.auth_stamp):
+            # The user is gone, or their credentials changed since this
+            # sign-in: nothing of the family may be used again.
+            self.store.revoke_family(
+                family.family_id, family.user_id, self._marker_until(now)
+            )
+            raise InvalidGrant("The refresh token is not valid.")
         next_token = new_secret(self.store.user_tag(record.user_id))
         following = RefreshRecord(
             key=hash_secret(next_token),
@@ -256,6 +290,7 @@ class TokenLifecycle:
             client_id=family.client_id,
             epoch=epoch,
             now=now,
+            auth_stamp=family.auth_stamp,
         )
         return TokenPair(
             access_token=access_token,

@@ -456,6 +456,7 @@ def _session_fields(record: SessionRecord) -> list[str]:
             "fresh_until": _num(record.fresh_until),
             "ip": record.ip,
             "user_agent": record.user_agent,
+            "auth_stamp": record.auth_stamp,
         }
     )
 
@@ -481,6 +482,8 @@ def _session(key: str, h: dict[str, str]) -> SessionRecord:
         fresh_until=float(h["fresh_until"]),
         ip=h.get("ip"),
         user_agent=h.get("user_agent"),
+        # Absent from records written before stamps existed: bound to none.
+        auth_stamp=h.get("auth_stamp", ""),
     )
 
 
@@ -827,6 +830,7 @@ class RedisStore(Store):
             "created_at", _num(family.created_at),
             "expires_at", _num(family.expires_at),
             "client_id", family.client_id,
+            "auth_stamp", family.auth_stamp,
         ]  # fmt: skip
         refresh_fields = _refresh_fields(first)
         self._run(
@@ -888,6 +892,7 @@ class RedisStore(Store):
             created_at=float(h["created_at"]),
             expires_at=float(h["expires_at"]),
             client_id=h["client_id"],
+            auth_stamp=h.get("auth_stamp", ""),
         )
 
     def revoke_family(self, family_id: str, user_id: str, until: float) -> None:

@@ -106,7 +106,12 @@ _SESSION_FIELDS = (
     "fresh_until",
     "ip",
     "user_agent",
+    "auth_stamp",
 )
+
+#: Columns added after the first release, by table: ``create_schema`` adds
+#: them to a database made before (see :meth:`SQLStore._add_missing_columns`).
+_ADDED_COLUMNS = {"sessions": ("auth_stamp",), "families": ("auth_stamp",)}
 
 
 def _tables(prefix: str) -> tuple[sa.MetaData, dict[str, sa.Table]]:
@@ -127,6 +132,9 @@ def _tables(prefix: str) -> tuple[sa.MetaData, dict[str, sa.Table]]:
         sa.Column("fresh_until", sa.Float, nullable=False),
         sa.Column("ip", sa.String(64), nullable=True),
         sa.Column("user_agent", sa.String(512), nullable=True),
+        # Last, and with a server default: rows written by an older version
+        # (during a rolling upgrade) get "", which binds to no stamp.
+        sa.Column("auth_stamp", sa.String(64), nullable=False, server_default=""),
         sa.Index(f"ix_{prefix}sessions_user", "user_id", "created_at"),
         sa.Index(f"ix_{prefix}sessions_public", "public_id"),
         sa.Index(f"ix_{prefix}sessions_drop", "drop_at"),
@@ -145,6 +153,7 @@ def _tables(prefix: str) -> tuple[sa.MetaData, dict[str, sa.Table]]:
         sa.Column("created_at", sa.Float, nullable=False),
         sa.Column("expires_at", sa.Float, nullable=False, index=True),
         sa.Column("client_id", sa.String(255), nullable=False),
+        sa.Column("auth_stamp", sa.String(64), nullable=False, server_default=""),
     )
     refresh = sa.Table(
         f"{prefix}refresh_tokens",
@@ -205,6 +214,7 @@ def _session_from_row(row: Sequence[Any]) -> SessionRecord:
         fresh_until=row[10],
         ip=row[11],
         user_agent=row[12],
+        auth_stamp=row[13],
     )
 
 
@@ -619,6 +629,7 @@ class SQLStore(Store):
                             sa.select(sa.func.pg_advisory_xact_lock(self._schema_lock))
                         )
                     self.metadata.create_all(conn, checkfirst=True)
+                    self._add_missing_columns(conn)
                 break
             except (exc.ProgrammingError, exc.IntegrityError):
                 # A worker that does not take our lock (an older version, a
@@ -629,6 +640,31 @@ class SQLStore(Store):
                     raise
                 time.sleep(0.05 * (attempt + 1))
         self._schema_ready = True
+
+    def _add_missing_columns(self, conn: Connection) -> None:
+        """Add the columns of :data:`_ADDED_COLUMNS` that a table lacks.
+
+        Runs in :meth:`create_schema`'s transaction, which holds the schema
+        lock (``BEGIN IMMEDIATE``, or the advisory lock and transactional DDL
+        on PostgreSQL): the check and the ``ALTER`` see one state, and no
+        other worker can add the column in between. ``ADD COLUMN`` with a
+        constant default keeps every row and, on both databases, rewrites
+        none of them.
+        """
+        inspector = sa.inspect(conn)
+        for name, columns in _ADDED_COLUMNS.items():
+            table = self.t[name]
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for column_name in columns:
+                if column_name in present:
+                    continue
+                column = table.c[column_name]
+                ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+                exists = "IF NOT EXISTS " if self.dialect == "postgresql" else ""
+                table_name = conn.dialect.identifier_preparer.format_table(table)
+                conn.exec_driver_sql(
+                    f"ALTER TABLE {table_name} ADD COLUMN {exists}{ddl}"
+                )
 
     def _insert(self, table: sa.Table) -> Any:
         """The dialect's INSERT, which knows ``ON CONFLICT``."""
@@ -1023,6 +1059,7 @@ class SQLStore(Store):
                         created_at=family.created_at,
                         expires_at=family.expires_at,
                         client_id=family.client_id,
+                        auth_stamp=family.auth_stamp,
                     )
                 )
                 conn.execute(sa.insert(r).values(**self._refresh_values(first)))
@@ -1111,6 +1148,7 @@ class SQLStore(Store):
                 created_at=row.created_at,
                 expires_at=row.expires_at,
                 client_id=row.client_id,
+                auth_stamp=row.auth_stamp,
             )
 
         return self._guard(run)
