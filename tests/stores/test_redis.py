@@ -128,7 +128,7 @@ def test_records_written_before_auth_stamps_read_as_bound_to_none(
     store.create_session(record)
     family, token = make_family(now)
     store.create_family(family, token)
-    base = f"{store.prefix}{{{user_tag('alice')}}}:"
+    base = f"{store.prefix}{{{store.user_tag('alice')}}}:"
     store.client.hdel(f"{base}s:{record.key}", "auth_stamp")
     store.client.hdel(f"{base}f:{family.family_id}", "auth_stamp")
     got = store.get_session(record.key)
