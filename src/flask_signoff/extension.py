@@ -238,6 +238,20 @@ class Signoff:
                 "SIGNOFF_COOKIE_SECURE is off: the session cookie will be sent "
                 "over plain http. Only do this for local development."
             )
+        unnamed = _default_jwt_names(app.config)
+        if unnamed and not app.debug and not app.testing:
+            keys = " and ".join(unnamed)
+            logger.warning(
+                "%s %s not set: access tokens carry the app's import name %r "
+                "as their %s, so the tokens of two apps with that import name "
+                "and a shared signing key would be accepted by each other. "
+                "Set %s to a name of this deployment (its URL, say).",
+                keys,
+                "are" if len(unnamed) > 1 else "is",
+                app.import_name,
+                " and ".join(unnamed.values()),
+                keys,
+            )
 
     @staticmethod
     def _refuse_if_store_unavailable() -> Response | None:
@@ -623,6 +637,12 @@ class Signoff:
 
 #: Flask-Login's name for the extension.
 LoginManager = Signoff
+
+
+def _default_jwt_names(config: t.Mapping[str, t.Any]) -> dict[str, str]:
+    """The JWT settings left to default to the import name, with their claim."""
+    claims = {"SIGNOFF_JWT_ISSUER": "issuer", "SIGNOFF_JWT_AUDIENCE": "audience"}
+    return {key: claim for key, claim in claims.items() if not config.get(key)}
 
 
 def _account_name(username: str) -> str:
