@@ -633,6 +633,21 @@ class SQLStore(Store):
                 time.sleep(0.05 * (attempt + 1))
         self._schema_ready = True
 
+    def missing_tables(self) -> list[str]:
+        """The tables of the schema that the database lacks; creates nothing.
+
+        For ``flask signoff check``. Connects, so it also shows whether the
+        database can be reached.
+
+        :raises StoreUnavailable: the database cannot be reached.
+        """
+        try:
+            with self.engine.connect() as conn:
+                present = set(sa.inspect(conn).get_table_names())
+        except (exc.DBAPIError, exc.TimeoutError) as e:
+            raise self._translate(e) from e
+        return [name for name in self.metadata.tables if name not in present]
+
     def _insert(self, table: sa.Table) -> Any:
         """The dialect's INSERT, which knows ``ON CONFLICT``."""
         if self.dialect == "postgresql":
