@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 import time
 import typing as t
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
@@ -201,6 +201,8 @@ class RedisServer(_Freezable):
     No persistence by default. With ``persistent=True`` every write goes to
     an append-only file, synced before it is acknowledged, so a :meth:`stop`
     then :meth:`start` finds every key again, as a production server would.
+    ``args`` are more ``redis-server`` options, e.g. ``["--maxmemory-policy",
+    "allkeys-lru"]`` or ``["--rename-command", "CONFIG", ""]``.
     """
 
     def __init__(
@@ -210,6 +212,7 @@ class RedisServer(_Freezable):
         *,
         cluster: bool = False,
         persistent: bool = False,
+        args: Sequence[str] = (),
     ) -> None:
         binary = redis_binary()
         if binary is None:
@@ -219,6 +222,7 @@ class RedisServer(_Freezable):
         self.port = port if port is not None else free_port(with_bus=cluster)
         self.cluster = cluster
         self.persistent = persistent
+        self.args = list(args)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -244,6 +248,7 @@ class RedisServer(_Freezable):
                 "--cluster-config-file", os.path.join(self.directory, "nodes.conf"),
                 "--cluster-node-timeout", "2000",
             ]  # fmt: skip
+        args += self.args
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
         wait_for(
             lambda: _redis_ping(self.port), timeout, f"redis :{self.port}", self.proc

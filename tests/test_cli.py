@@ -1,14 +1,24 @@
 from __future__ import annotations
 
+import itertools
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 
-from apps import count_rows
+from apps import count_rows, make_app
 from flask_signoff import FrozenClock
 from flask_signoff.core.records import FamilyRecord, RefreshRecord
 from flask_signoff.extension import get_state
+from test_store_check import FIX, OPT_OUT, policy
+from tests.servers import PostgresServer, RedisCluster, RedisServer, free_port
+
+_namespaces = itertools.count()
 
 
 def run(app: Flask, *args: str, **kwargs: Any) -> Any:
@@ -16,7 +26,7 @@ def run(app: Flask, *args: str, **kwargs: Any) -> Any:
 
 
 def test_every_command_has_help(app: Flask) -> None:
-    for command in ("sessions", "revoke-user", "revoke-all", "purge", "init"):
+    for command in ("sessions", "revoke-user", "revoke-all", "purge", "init", "check"):
         result = run(app, command, "--help")
         assert result.exit_code == 0, command
         assert "Usage:" in result.output
@@ -92,3 +102,138 @@ def test_init_creates_tables(app: Flask, db_path: Path) -> None:
     assert run(app, "init").exit_code == 0
     assert db_path.exists()
     assert count_rows(db_path) == 0
+
+
+# -- flask signoff check --------------------------------------------------------
+
+
+def test_check_help_says_what_it_checks(app: Flask) -> None:
+    text = run(app, "check", "--help").output
+    for what in ("reachable", "maxmemory-policy", "schema", "exit status"):
+        assert what in text, what
+
+
+def test_check_sqlite_asks_for_the_schema_then_passes(
+    app: Flask, db_path: Path
+) -> None:
+    result = run(app, "check")
+    assert result.exit_code == 1, result.output
+    assert "flask signoff init" in result.output
+    assert str(db_path) in result.output
+    assert run(app, "init").exit_code == 0
+    result = run(app, "check")
+    assert result.exit_code == 0, result.output
+    assert "schema: present" in result.output
+    assert result.output.rstrip().splitlines()[-1].startswith("OK")
+    # Reported, not failed: the app's import name as issuer and audience.
+    assert "SIGNOFF_JWT_AUDIENCE" in result.output
+
+
+@pytest.fixture
+def store_app(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
+    """``store_app(url, **config)``: the test app on another store; closed after."""
+    made: list[Flask] = []
+
+    def make(url: str, **config: Any) -> Flask:
+        n = next(_namespaces)
+        app = make_app(
+            tmp_path / "unused.sqlite3",
+            FrozenClock(),
+            SIGNOFF_STORE_URL=url,
+            SIGNOFF_KEY_PREFIX=f"chk{n}:",
+            SIGNOFF_TABLE_PREFIX=f"chk{n}_",
+            SIGNOFF_STORE_TIMEOUT=1,
+            **config,
+        )
+        made.append(app)
+        return app
+
+    try:
+        yield make
+    finally:
+        for app in made:
+            get_state(app).store.close()
+
+
+def test_check_postgresql_schema(
+    store_app: Callable[..., Flask], postgres_server: PostgresServer
+) -> None:
+    app = store_app(postgres_server.url)
+    result = run(app, "check")
+    assert result.exit_code == 1, result.output
+    assert "flask signoff init" in result.output
+    assert run(app, "init").exit_code == 0
+    result = run(app, "check")
+    assert result.exit_code == 0, result.output
+    assert "schema: present" in result.output
+
+
+def test_check_reports_the_policy_of_every_master(
+    store_app: Callable[..., Flask], redis_cluster: RedisCluster
+) -> None:
+    result = run(store_app(redis_cluster.url), "check")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    for node in redis_cluster.nodes:
+        (line,) = [x for x in lines if f"127.0.0.1:{node.port}:" in x]
+        assert "maxmemory-policy noeviction" in line
+
+
+def test_check_fails_on_an_evicting_policy(
+    store_app: Callable[..., Flask], redis_server: RedisServer
+) -> None:
+    app = store_app(redis_server.url)
+    with policy(redis_server, "allkeys-lru"):
+        result = run(app, "check")
+    assert result.exit_code == 1, result.output
+    assert "maxmemory-policy allkeys-lru" in result.output
+    assert FIX in result.output
+    assert not result.output.rstrip().splitlines()[-1].startswith("OK")
+
+
+def test_check_with_the_opt_out_passes_with_a_warning(
+    store_app: Callable[..., Flask], redis_server: RedisServer
+) -> None:
+    app = store_app(redis_server.url, **{OPT_OUT: True})
+    with policy(redis_server, "allkeys-lru"):
+        result = run(app, "check")
+    assert result.exit_code == 0, result.output
+    assert "warning" in result.output.lower()
+    assert OPT_OUT in result.output
+    assert "'allkeys-lru'" in result.output
+
+
+def test_check_an_unreachable_store(store_app: Callable[..., Flask]) -> None:
+    url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
+    app = store_app(url)  # starts: checked once Redis answers
+    result = run(app, "check")
+    assert result.exit_code == 1, result.output
+    assert "not reachable" in result.output
+    assert "SIGNOFF_STORE_URL" in result.output
+    assert "hunter2" not in result.output
+
+
+def test_an_app_that_refuses_to_start_fails_the_command_with_the_fix(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    root = Path(__file__).resolve().parents[1]
+    env = {
+        **os.environ,
+        "FLASK_SECRET_KEY": "a-secret-key-for-the-check-command",
+        "FLASK_SIGNOFF_STORE_URL": redis_server.url,
+        "SIGNOFF_DEMO_INSTANCE_PATH": str(tmp_path),
+    }
+    with policy(redis_server, "allkeys-lru"):
+        command = ["flask", "--app", "examples.demo", "signoff", "check"]
+        done = subprocess.run(
+            [sys.executable, "-m", *command],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert "ConfigError" in done.stderr
+    assert "'allkeys-lru'" in done.stderr
+    assert FIX in done.stderr

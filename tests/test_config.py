@@ -105,6 +105,64 @@ def test_insecure_cookie_warns_outside_debug(
     assert "SIGNOFF_COOKIE_SECURE is off" in caplog.text
 
 
+def _jwt_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "flask_signoff"
+        and r.levelname == "WARNING"
+        and "SIGNOFF_JWT_" in r.getMessage()
+    ]
+
+
+def _production_app(tmp_path: Path, **config: Any) -> Flask:
+    app = Flask(__name__, instance_path=str(tmp_path / "i"))
+    app.config.update(SECRET_KEY=SECRET, **config)
+    Signoff(app)
+    return app
+
+
+def test_default_issuer_and_audience_warn_outside_debug_and_testing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two apps named "app" (the usual import name) that share a JWT key
+    # would take each other's tokens: iss and aud are what tells them apart.
+    app = _production_app(tmp_path)
+    (message,) = _jwt_warnings(caplog)
+    assert "SIGNOFF_JWT_ISSUER" in message
+    assert "SIGNOFF_JWT_AUDIENCE" in message
+    assert repr(app.import_name) in message
+    assert "accepted by each other" in message
+
+
+def test_one_default_is_enough_to_warn(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _production_app(tmp_path, SIGNOFF_JWT_ISSUER="https://auth.example")
+    (message,) = _jwt_warnings(caplog)
+    assert "SIGNOFF_JWT_AUDIENCE" in message
+    assert "SIGNOFF_JWT_ISSUER" not in message
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {
+            "SIGNOFF_JWT_ISSUER": "https://auth.example",
+            "SIGNOFF_JWT_AUDIENCE": "https://api.example",
+        },
+        {"TESTING": True},
+        {"DEBUG": True},
+    ],
+    ids=["set", "testing", "debug"],
+)
+def test_no_issuer_warning_when_set_or_in_testing_or_debug(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, config: dict[str, Any]
+) -> None:
+    _production_app(tmp_path, **config)
+    assert _jwt_warnings(caplog) == []
+
+
 @pytest.mark.parametrize(
     ("url", "driver", "extra"),
     [

@@ -9,7 +9,7 @@ import pytest
 from flask import Blueprint, Flask, get_flashed_messages, jsonify
 
 import flask_signoff
-from apps import SECRET, User, make_app
+from apps import SECRET, User, count_rows, make_app
 from flask_signoff import (
     AnonymousUserMixin,
     FlaskLoginClient,
@@ -121,6 +121,25 @@ def test_init_app_later_and_login_manager_attribute(tmp_path: Path) -> None:
     assert app.login_manager is manager  # type: ignore[attr-defined]
     assert app.extensions["signoff"].manager is manager
     assert not hasattr(manager, "app")
+
+
+@pytest.mark.parametrize("user_id", ["", None], ids=["empty", "none"])
+def test_login_user_refuses_an_empty_or_missing_id(
+    app: Flask, db_path: Path, user_id: str | None
+) -> None:
+    # An empty id would sign in as "": a user_loader that looks "" up may
+    # find an account, and every such sign-in would share one identity.
+    class NoId(User):
+        def get_id(self) -> str | None:
+            return user_id
+
+    with (
+        app.test_request_context("/"),
+        pytest.raises(ValueError, match=r"get_id\(\)") as refused,
+    ):
+        login_user(NoId("x"))
+    assert repr(user_id) in str(refused.value)
+    assert count_rows(db_path) == 0
 
 
 def test_mixins() -> None:

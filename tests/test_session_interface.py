@@ -263,6 +263,10 @@ def counting(db_path: Path, clock: FrozenClock) -> tuple[Flask, CountingStore]:
     signoff = Signoff(store=store, clock=clock)  # type: ignore[arg-type]
     signoff._user_callback = app.login_manager._user_callback  # type: ignore[attr-defined]
     signoff.init_app(app)
+    # Setting up costs the store's start-up check and nothing else; the
+    # tests count what requests cost from here.
+    assert store.calls == ["check_config"]
+    store.calls.clear()
     return app, store
 
 

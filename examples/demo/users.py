@@ -18,6 +18,7 @@ or token signed in with the old password ends once the password changes.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 
 import sqlalchemy as sa
@@ -38,6 +39,29 @@ users_table = sa.Table(
     # Without it SQLite gives a deleted user's id (the highest) to the next.
     sqlite_autoincrement=True,
 )
+
+
+def _create_private_sqlite_file(url: str) -> None:
+    """Create the SQLite file of ``url`` 0600 (password hashes inside).
+
+    SQLite would create it 0644 less the umask; its journal files take the
+    database file's permissions. An existing file is left as it is.
+    """
+    parsed = sa.make_url(url)
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:":
+        return
+    if path.startswith("file:"):
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o600)  # exactly, whatever bits the umask took
+    finally:
+        os.close(fd)
 
 
 @dataclasses.dataclass(eq=False)
@@ -69,6 +93,7 @@ class UserStore:
     def __init__(
         self, url: str, argon2_parameters: dict[str, int] | None = None
     ) -> None:
+        _create_private_sqlite_file(url)
         self.engine = sa.create_engine(url)
         self.hasher = PasswordHasher(**(argon2_parameters or {}))
         # Verified against when the username is unknown, so that a wrong name

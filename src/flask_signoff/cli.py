@@ -1,18 +1,27 @@
 """``flask signoff ...``: administer sessions from the command line.
 
-Output never contains a secret: sessions are shown by their public id.
+Output never contains a secret: sessions are shown by their public id, and
+store URLs without their password.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import typing as t
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
-from .extension import get_state
+from .exceptions import ConfigError, StoreUnavailable
+from .extension import _default_jwt_names, get_state
+from .stores import redact_url
 
 signoff_cli = AppGroup("signoff", help="Sessions and tokens of Flask-Signoff.")
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f} s" if value == int(value) else f"{value:g} s"
 
 
 def _when(timestamp: float) -> str:
@@ -83,3 +92,99 @@ def init() -> None:
     if create is not None:
         create()
     click.echo("The store is ready.")
+
+
+@signoff_cli.command("check")
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Check the configuration and the store before serving.
+
+    Reports the settings in use; whether the store is reachable; on Redis,
+    the maxmemory-policy of the server or of every cluster master (anything
+    but noeviction may evict revocation records and is refused unless
+    SIGNOFF_REDIS_ALLOW_EVICTION is on); on SQL, whether the schema is
+    present. The exit status is 0 when all is well, 1 otherwise, with what
+    to do.
+    """
+    state = get_state()
+    settings = state.settings
+    store = state.store
+    problems: list[str] = []
+    warnings: list[str] = []
+    redis_like = hasattr(store, "eviction_policies")
+    sql_like = hasattr(store, "missing_tables")
+
+    click.echo("configuration: valid")
+    click.echo(f"  store: {redact_url(settings.store_url)} ({type(store).__name__})")
+    if redis_like:
+        click.echo(f"  key prefix: {settings.store_options.get('key_prefix')!r}")
+        allowed = getattr(store, "allow_eviction", False)
+        click.echo(f"  SIGNOFF_REDIS_ALLOW_EVICTION: {'on' if allowed else 'off'}")
+    elif sql_like:
+        click.echo(f"  table prefix: {settings.store_options.get('table_prefix')!r}")
+    click.echo(
+        f"  timeouts: idle {_seconds(settings.idle_timeout)}, absolute "
+        f"{_seconds(settings.absolute_timeout)}, remember "
+        f"{_seconds(settings.remember_duration)}"
+    )
+    click.echo(
+        f"  tokens: access {_seconds(settings.access_token_ttl)}, issuer "
+        f"{settings.jwt_issuer!r}, audience {settings.jwt_audience!r}"
+    )
+    click.echo(f"  secure cookie: {'on' if settings.cookie_secure else 'off'}")
+    if not settings.cookie_secure:
+        warnings.append(
+            "SIGNOFF_COOKIE_SECURE is off: the session cookie travels over "
+            "plain http. Turn it on outside local development."
+        )
+    unnamed = _default_jwt_names(current_app.config)
+    if unnamed:
+        warnings.append(
+            f"{' and '.join(unnamed)} default to the import name "
+            f"{current_app.import_name!r}: another app of that name sharing a "
+            "signing key would accept this app's tokens. Set them to names of "
+            "this deployment."
+        )
+
+    try:
+        if redis_like:
+            policies = t.cast(t.Any, store).eviction_policies()
+            click.echo("store: reachable")
+            for p in policies:
+                shown = p.policy if p.policy is not None else f"unreadable ({p.error})"
+                click.echo(f"  {p.node}: maxmemory-policy {shown}")
+        elif sql_like:
+            missing = t.cast(t.Any, store).missing_tables()
+            click.echo("store: reachable")
+            if missing:
+                click.echo(f"schema: missing {', '.join(missing)}")
+                problems.append(
+                    f"The schema is missing ({len(missing)} table(s)): run "
+                    "`flask signoff init` to create it (or let the first "
+                    "request create it, if the database user may)."
+                )
+            else:
+                click.echo("schema: present")
+        warnings += store.check_config()
+        if not (redis_like or sql_like):
+            click.echo("store: reachable")
+    except StoreUnavailable as e:
+        click.echo("store: not reachable")
+        problems.append(
+            f"{e}. Start the store or fix SIGNOFF_STORE_URL (and the network "
+            f"between them); calls give up after SIGNOFF_STORE_TIMEOUT = "
+            f"{settings.store_options.get('timeout')!r} s. Until it answers, "
+            "the app answers 503."
+        )
+    except ConfigError as e:
+        problems.append(str(e))
+
+    for warning in warnings:
+        click.echo(f"warning: {warning}")
+    for problem in problems:
+        click.echo(f"error: {problem}")
+    if problems:
+        click.echo(f"FAILED: {len(problems)} problem(s) to fix, listed above.")
+        ctx.exit(1)
+    note = f", {len(warnings)} warning(s) above" if warnings else ""
+    click.echo(f"OK: the store is reachable and configured as it must be{note}.")

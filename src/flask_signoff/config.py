@@ -21,6 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "SIGNOFF_STORE_OPTIONS": {},
     "SIGNOFF_STORE_TIMEOUT": 5,
     "SIGNOFF_KEY_PREFIX": "signoff:",
+    "SIGNOFF_REDIS_ALLOW_EVICTION": False,
     "SIGNOFF_TABLE_PREFIX": "signoff_",
     "SIGNOFF_IDLE_TIMEOUT": dt.timedelta(minutes=30),
     "SIGNOFF_ABSOLUTE_TIMEOUT": dt.timedelta(hours=12),
@@ -158,6 +159,8 @@ class Settings:
     throttle_account_limit: int | None
     throttle_ip_limit: int | None
     throttle_window: float
+    #: Start on a Redis that may evict keys (or whose policy is hidden).
+    redis_allow_eviction: bool
 
     @classmethod
     def from_config(
@@ -167,6 +170,8 @@ class Settings:
         options.setdefault("timeout", duration(config, "SIGNOFF_STORE_TIMEOUT"))
         options.setdefault("key_prefix", optional_str(config, "SIGNOFF_KEY_PREFIX"))
         options.setdefault("table_prefix", optional_str(config, "SIGNOFF_TABLE_PREFIX"))
+        allow_eviction = boolean(config, "SIGNOFF_REDIS_ALLOW_EVICTION")
+        options.setdefault("allow_eviction", allow_eviction)
         algorithm = optional_str(config, "SIGNOFF_JWT_ALGORITHM") or "HS256"
         if algorithm.lower() == "none":
             raise ConfigError("SIGNOFF_JWT_ALGORITHM", algorithm, "a signing algorithm")
@@ -203,4 +208,5 @@ class Settings:
             ),
             throttle_ip_limit=optional_int(config, "SIGNOFF_THROTTLE_IP_LIMIT"),
             throttle_window=duration(config, "SIGNOFF_THROTTLE_WINDOW"),
+            redis_allow_eviction=allow_eviction,
         )

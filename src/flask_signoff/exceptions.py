@@ -5,7 +5,8 @@ This module never imports Flask, so the framework-free core can raise them too.
 .. code-block:: text
 
     SignoffError
-    ├── ConfigError                 a SIGNOFF_* setting is missing or wrong
+    ├── ConfigError                 a SIGNOFF_* setting (or the store
+    │                               server's) is missing or wrong
     ├── StoreError                  the store could not do what was asked
     │   └── StoreUnavailable        the store is unreachable: fail closed (503)
     ├── TokenError                  a token was refused (RFC 6750 / RFC 6749)
@@ -29,9 +30,11 @@ class SignoffError(Exception):
 
 
 class ConfigError(SignoffError, ValueError):
-    """Raised when a ``SIGNOFF_*`` setting has a value that cannot be used.
+    """Raised when a ``SIGNOFF_*`` setting has a value that cannot be used,
+    or the store's server has a setting that breaks a guarantee (a Redis
+    ``maxmemory-policy`` that evicts keys).
 
-    :param key: the config key.
+    :param key: the config key (or the server's setting).
     :param value: the value found.
     :param expected: what the key accepts, in words.
     :param message: the whole message, when the value is fine but cannot be

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import typing as t
 from collections.abc import Callable
 
@@ -40,6 +41,7 @@ from .core.store import Store
 from .core.throttle import Attempt, Outcome, Throttle, ThrottlePolicy
 from .core.tokens import RevokeOutcome, TokenPair
 from .exceptions import (
+    ConfigError,
     InvalidToken,
     StoreError,
     StoreUnavailable,
@@ -125,6 +127,50 @@ class SignoffState:
         self.tokens: TokenService
         #: Digests of users' security stamps; set by :meth:`Signoff.init_app`.
         self.stamps: StampBinding
+        #: Whether the store passed its ``check_config``; until it has, every
+        #: request gets 503 (:meth:`check_store`).
+        self.store_checked = False
+        self._check_lock = threading.Lock()
+        self._check_refused: str | None = None
+
+    def check_store(self) -> None:
+        """Run the store's check now if it has not passed yet.
+
+        For a store that was down at start-up: the first request that finds
+        it up runs the check; no request is served before it has passed.
+
+        :raises StoreUnavailable: the check has not passed: the store is
+            still down, another request is running the check, or the store's
+            configuration is refused (logged as an error, once per message).
+        """
+        if self.store_checked:
+            return
+        # Without waiting: requests behind a slow check get 503 at once
+        # rather than queueing for a worker each.
+        if not self._check_lock.acquire(blocking=False):
+            raise StoreUnavailable("The session store is being checked.")
+        try:
+            if self.store_checked:
+                return
+            try:
+                warnings = self.store.check_config()
+            except ConfigError as e:
+                if str(e) != self._check_refused:
+                    self._check_refused = str(e)
+                    logger.error(
+                        "The session store is refused; every request gets 503 "
+                        "until this is fixed. %s",
+                        e,
+                    )
+                raise StoreUnavailable(
+                    "The session store's configuration is refused."
+                ) from e
+            for warning in warnings:
+                logger.warning(warning)
+            self.store_checked = True
+            logger.info("The session store passed its check; serving requests.")
+        finally:
+            self._check_lock.release()
 
     @staticmethod
     def client_info() -> dict[str, str | None]:
@@ -245,7 +291,9 @@ class Signoff:
             app.config, default_store_url=default_url, import_name=app.import_name
         )
         store = self._store or open_store(settings.store_url, settings.store_options)
+        checked = _check_at_start(store, close=self._store is None)
         state = SignoffState(self, settings, store, self._clock or system_clock)
+        state.store_checked = checked
         app.extensions["signoff"] = state
         state.stamps = StampBinding(app.config)
         state.tokens = TokenService(app)
@@ -268,6 +316,20 @@ class Signoff:
             logger.warning(
                 "SIGNOFF_COOKIE_SECURE is off: the session cookie will be sent "
                 "over plain http. Only do this for local development."
+            )
+        unnamed = _default_jwt_names(app.config)
+        if unnamed and not app.debug and not app.testing:
+            keys = " and ".join(unnamed)
+            logger.warning(
+                "%s %s not set: access tokens carry the app's import name %r "
+                "as their %s, so the tokens of two apps with that import name "
+                "and a shared signing key would be accepted by each other. "
+                "Set %s to a name of this deployment (its URL, say).",
+                keys,
+                "are" if len(unnamed) > 1 else "is",
+                app.import_name,
+                " and ".join(unnamed.values()),
+                keys,
             )
 
     @staticmethod
@@ -808,6 +870,41 @@ LoginManager = Signoff
 
 def _unproxied(user: t.Any) -> t.Any:
     return user._get_current_object() if hasattr(user, "_get_current_object") else user
+
+
+def _check_at_start(store: Store, *, close: bool) -> bool:
+    """Run the store's check at ``init_app``; whether it passed.
+
+    A refused configuration stops the app (:class:`ConfigError`). A store
+    that cannot be reached does not: the app starts, answers 503, and runs
+    the check on the first request that finds the store up
+    (:meth:`SignoffState.check_store`), so an outage at deploy time does not
+    turn into an app that cannot start.
+    """
+    try:
+        warnings = store.check_config()
+    except StoreUnavailable as e:
+        logger.warning(
+            "The session store cannot be reached at start-up (%s). Its "
+            "configuration will be checked when it answers; until then every "
+            "request gets 503.",
+            e,
+        )
+        return False
+    except ConfigError:
+        if close:
+            store.close()
+        raise
+    for warning in warnings:
+        logger.warning(warning)
+    return True
+
+
+def _default_jwt_names(config: t.Mapping[str, t.Any]) -> dict[str, str]:
+    """The JWT settings left to default to the import name, with their claim."""
+    claims = {"SIGNOFF_JWT_ISSUER": "issuer", "SIGNOFF_JWT_AUDIENCE": "audience"}
+    return {key: claim for key, claim in claims.items() if not config.get(key)}
+
 
 
 def _current_path() -> str:

@@ -12,7 +12,8 @@ A request, as data:
    changes. Responses of authenticated requests get ``Cache-Control: no-store``.
 
 When the store is unavailable the session is marked so: the extension answers
-503, nothing is written, and the cookie is left alone.
+503, nothing is written, and the cookie is left alone. So is every request
+while a store that was down at start-up has not passed its check yet.
 """
 
 from __future__ import annotations
@@ -145,6 +146,15 @@ class SignoffSessionInterface(SessionInterface):
 
     def open_session(self, app: Flask, request: Request) -> SignoffSession:
         value = request.cookies.get(self.get_cookie_name(app))
+        if not self.state.store_checked:
+            # A store that was down at start-up is checked before it serves
+            # anything, anonymous requests included (they may sign in).
+            try:
+                self.state.check_store()
+            except StoreUnavailable:
+                session = self.session_class(cookie_present=bool(value))
+                session.unavailable = True
+                return session
         if not value:
             return self.session_class()
         if len(value) > MAX_COOKIE_LENGTH or not value.isascii():

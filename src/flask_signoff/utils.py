@@ -94,8 +94,12 @@ def login_user(
     state = get_state()
     sess = _session()
     user_id = getattr(user, manager.id_attribute)()
-    if user_id is None:
-        raise ValueError("Cannot log in a user whose id is None.")
+    if user_id is None or str(user_id) == "":
+        # An empty id would be one identity shared by every such sign-in.
+        raise ValueError(
+            f"Cannot log in a user whose {manager.id_attribute}() returned "
+            f"{user_id!r}: it must return the user's id, a non-empty string."
+        )
     for key in AUTH_DATA_KEYS:
         sess.pop(key, None)
     old_key = sess.record.key if sess.record is not None else None

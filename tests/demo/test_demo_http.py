@@ -883,3 +883,36 @@ def test_secure_cookies_by_default(app: Flask) -> None:
     assert app.config["SIGNOFF_COOKIE_SECURE"] is True
     header = set_cookie_header(app.test_client().get("/login"), "__Host-signoff_csrf")
     assert "Secure" in header
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o000], ids=["umask022", "umask000"])
+def test_instance_files_are_private_whatever_the_umask(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mask: int
+) -> None:
+    monkeypatch.delenv("FLASK_SECRET_KEY", raising=False)
+    old = os.umask(mask)
+    try:
+        app = create_app(
+            {
+                "TESTING": True,
+                "INSTANCE_PATH": str(tmp_path),
+                "DEMO_ARGON2_PARAMETERS": {"time_cost": 1, "memory_cost": 1024},
+            }
+        )
+        client = app.test_client()
+        post_form(client, "/register", username="alice", password=PASSWORD)
+        post_form(client, "/login", username="alice", password=PASSWORD)
+        assert me(client) == 200
+    finally:
+        os.umask(old)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    for expected in (
+        "secret_key",
+        "demo-users.sqlite3",
+        "signoff.sqlite3",
+        "signoff.sqlite3-wal",
+        "signoff.sqlite3-shm",
+    ):
+        assert expected in names
+    for name in names:
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600, name

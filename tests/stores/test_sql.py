@@ -497,3 +497,54 @@ def test_the_watchdog_sleeps_once_nothing_is_left_to_end() -> None:
         watchdog.close()
         client.close()
         server.close()
+
+
+# -- file modes ------------------------------------------------------------------
+
+
+@pytest.fixture(params=[0o022, 0o000], ids=["umask022", "umask000"])
+def umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    old = os.umask(request.param)
+    try:
+        yield int(request.param)
+    finally:
+        os.umask(old)
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_sqlite_files_are_private_whatever_the_umask(
+    tmp_path: Path, umask: int
+) -> None:
+    # Session hashes and user ids are nobody else's business on a shared
+    # machine: the database and the -wal and -shm files SQLite adds beside
+    # it are the owner's alone.
+    path = tmp_path / "new" / "signoff.sqlite3"
+    store = SQLStore(f"sqlite:///{path}")
+    try:
+        store.create_session(make_session(time.time()))
+        assert store.get_epoch("alice") == 0  # the per-thread read connection
+        files = sorted(p.name for p in path.parent.iterdir())
+        assert files == [
+            "signoff.sqlite3",
+            "signoff.sqlite3-shm",
+            "signoff.sqlite3-wal",
+        ]
+        for name in files:
+            assert _mode(path.parent / name) == 0o600, name
+    finally:
+        store.close()
+
+
+def test_an_existing_sqlite_file_keeps_its_mode(tmp_path: Path, umask: int) -> None:
+    path = tmp_path / "shared.sqlite3"
+    path.touch()
+    path.chmod(0o640)  # the operator's choice (a backup group, say)
+    store = SQLStore(f"sqlite:///{path}")
+    try:
+        store.create_session(make_session(time.time()))
+    finally:
+        store.close()
+    assert _mode(path) == 0o640

@@ -279,5 +279,21 @@ class Store(abc.ABC):
 
     # -- lifecycle ---------------------------------------------------------
 
+    def check_config(self) -> list[str]:
+        """Check that the backend's server keeps what this contract promises.
+
+        Called before the first request is served (at ``init_app``, or on the
+        first request once the backend answers). A server whose settings
+        break a guarantee, such as a Redis that may evict revocation
+        records, is refused. The default checks nothing.
+
+        :returns: warnings about guarantees the app chose to give up.
+        :raises ~flask_signoff.exceptions.ConfigError: the server's settings
+            break a guarantee; the message says what to change.
+        :raises ~flask_signoff.exceptions.StoreUnavailable: the server cannot
+            be reached; the caller tries again later.
+        """
+        return []
+
     def close(self) -> None:  # noqa: B027 (optional hook)
         """Release connections. Optional; the default does nothing."""

@@ -251,6 +251,26 @@ def _sqlite_wal(cur: Any) -> None:
             time.sleep(0.01)
 
 
+def _create_private(path: str) -> None:
+    """Create the SQLite file ``path``, empty and 0600, unless it exists.
+
+    SQLite would create it 0644 less the umask, readable by every local user.
+    The ``-wal`` and ``-shm`` files it adds later take the database file's
+    permissions, so they are private too. An existing file keeps its mode:
+    that is the operator's choice.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:
+        return
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o600)  # exactly, whatever bits the umask took
+    finally:
+        os.close(fd)
+
+
 #: Stores with per-thread SQLite connections; a forked child drops its copies.
 _FAST_STORES: weakref.WeakSet[SQLStore] = weakref.WeakSet()
 
@@ -450,6 +470,7 @@ class SQLStore(Store):
                     "shared between connections."
                 )
             os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
+            _create_private(database)
             options["connect_args"] = {"timeout": timeout, "check_same_thread": False}
         elif self.dialect == "postgresql":
             ms = int(timeout * 1000)
@@ -665,6 +686,21 @@ class SQLStore(Store):
                 conn.exec_driver_sql(
                     f"ALTER TABLE {table_name} ADD COLUMN {exists}{ddl}"
                 )
+
+    def missing_tables(self) -> list[str]:
+        """The tables of the schema that the database lacks; creates nothing.
+
+        For ``flask signoff check``. Connects, so it also shows whether the
+        database can be reached.
+
+        :raises StoreUnavailable: the database cannot be reached.
+        """
+        try:
+            with self.engine.connect() as conn:
+                present = set(sa.inspect(conn).get_table_names())
+        except (exc.DBAPIError, exc.TimeoutError) as e:
+            raise self._translate(e) from e
+        return [name for name in self.metadata.tables if name not in present]
 
     def _insert(self, table: sa.Table) -> Any:
         """The dialect's INSERT, which knows ``ON CONFLICT``."""
