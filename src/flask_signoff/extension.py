@@ -906,7 +906,6 @@ def _default_jwt_names(config: t.Mapping[str, t.Any]) -> dict[str, str]:
     return {key: claim for key, claim in claims.items() if not config.get(key)}
 
 
-
 def _current_path() -> str:
     """The path and query of this request: a local ``next`` target."""
     full = request.full_path

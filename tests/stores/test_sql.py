@@ -81,10 +81,11 @@ def test_workers_starting_on_an_older_database_add_the_new_columns(
     # A database as a version without the auth_stamp columns left it, with
     # a live session and a refresh family in it.
     now = time.time()
-    session = make_session(now, auth_stamp="")
-    family, token = make_family(now)
-    family.auth_stamp = ""
     old = SQLStore(empty_db)
+    with tagging(old):
+        session = make_session(now, auth_stamp="")
+        family, token = make_family(now)
+    family.auth_stamp = ""
     old.create_session(session)
     old.create_family(family, token)
     with old.engine.begin() as conn:
@@ -107,7 +108,8 @@ def test_workers_starting_on_an_older_database_add_the_new_columns(
                 assert names.count("auth_stamp") == 1
         # New records keep their stamp; an older worker still running, which
         # writes no auth_stamp, gets "" (bound to nothing).
-        bound = make_session(now)
+        with tagging(store):
+            bound = make_session(now)
         store.create_session(bound)
         assert store.get_session(bound.key) == bound
         # The older version's INSERT names only these columns.
@@ -524,7 +526,8 @@ def test_sqlite_files_are_private_whatever_the_umask(
     path = tmp_path / "new" / "signoff.sqlite3"
     store = SQLStore(f"sqlite:///{path}")
     try:
-        store.create_session(make_session(time.time()))
+        with tagging(store):
+            store.create_session(make_session(time.time()))
         assert store.get_epoch("alice") == 0  # the per-thread read connection
         files = sorted(p.name for p in path.parent.iterdir())
         assert files == [
@@ -544,7 +547,8 @@ def test_an_existing_sqlite_file_keeps_its_mode(tmp_path: Path, umask: int) -> N
     path.chmod(0o640)  # the operator's choice (a backup group, say)
     store = SQLStore(f"sqlite:///{path}")
     try:
-        store.create_session(make_session(time.time()))
+        with tagging(store):
+            store.create_session(make_session(time.time()))
     finally:
         store.close()
     assert _mode(path) == 0o640
