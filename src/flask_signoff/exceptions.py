@@ -61,7 +61,32 @@ class StoreUnavailable(StoreError):
 
     Callers fail closed: nobody is served as authenticated, nothing reports
     success, and no cookie is deleted because of it.
+
+    :param message: what happened, without secrets (no URL password, no key).
+    :param backend: the kind of store (``"sqlite"``, ``"postgresql"``,
+        ``"redis"``, ``"redis-cluster"``), when known.
+    :param operation: the store operation that failed (``"get_session"``),
+        when known.
     """
+
+    def __init__(
+        self,
+        message: str = "The session store is unavailable.",
+        *,
+        backend: str | None = None,
+        operation: str | None = None,
+    ) -> None:
+        self.backend = backend
+        self.operation = operation
+        where = " ".join(
+            part
+            for part in (
+                backend,
+                f"{operation}()" if operation else None,
+            )
+            if part
+        )
+        super().__init__(f"{message} ({where})" if where else message)
 
 
 class TokenError(SignoffError):

@@ -109,3 +109,18 @@ class Reserved:
     #: When the window ends. Also names the window: :meth:`Store.release`
     #: gives an attempt back only to the window it was taken from.
     ends: float
+
+
+def field_names(record_class: type) -> tuple[str, ...]:
+    """The attribute names of a record class, in declaration order.
+
+    Backends map records to rows or hashes by these names, so a field added
+    here reaches every store without a second list to keep in step.
+    """
+    return tuple(field.name for field in dataclasses.fields(record_class))
+
+
+#: Fields of each record, in declaration order.
+SESSION_FIELDS = field_names(SessionRecord)
+FAMILY_FIELDS = field_names(FamilyRecord)
+REFRESH_FIELDS = field_names(RefreshRecord)
