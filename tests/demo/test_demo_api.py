@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import base64
+import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -242,3 +244,35 @@ def test_password_change_kills_tokens(
     assert me(app, pair["access_token"]).status_code == 401
     assert refresh(app, pair["refresh_token"]).status_code == 400
     assert here.get("/api/me").status_code == 200
+
+
+# -- hostile input: a 4xx, never a 500 ---------------------------------------
+
+
+@pytest.fixture
+def production(app: Flask, caplog: pytest.LogCaptureFixture) -> Iterator[Flask]:
+    """The app answering an unhandled error with a 500, as in production
+    (``TESTING`` would raise it into the test), and logging no error."""
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    yield app
+    errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR]
+    assert not errors
+
+
+def test_a_deeply_nested_jose_header_is_401_and_revokes_nothing(
+    production: Flask, tokens: Callable[..., Any]
+) -> None:
+    pair = tokens()
+    # 3,000 nested arrays as the header: 8 kB, under the length limits of
+    # the Authorization header and of a token, deeper than json.loads goes.
+    header = base64.urlsafe_b64encode(b"[" * 3000 + b"]" * 3000).rstrip(b"=")
+    token = f"{header.decode()}.e30.c2ln"
+    client = production.test_client()
+    for method, path in [("GET", "/api/me"), ("POST", "/api/logout")]:
+        r = client.open(path, method=method, headers=bearer(token))
+        assert r.status_code == 401, path
+        assert r.json["error"] == "invalid_token"
+    # RFC 7009: 200 whether or not the token was valid.
+    r = client.post("/api/token/revoke", data={"token": token})
+    assert r.status_code == 200
+    assert me(production, pair["access_token"]).status_code == 200
