@@ -547,7 +547,11 @@ class Signoff:
         settings = get_state().settings
         keys = []
         if settings.throttle_account_limit is not None:
-            name = hashlib.sha256(_account_name(username).encode()).hexdigest()
+            # A lone surrogate (JSON can carry "\ud800") is a name to count
+            # under too, though strict UTF-8 refuses to encode it.
+            name = hashlib.sha256(
+                _account_name(username).encode(errors="surrogatepass")
+            ).hexdigest()
             keys.append((f"a:{name[:40]}", settings.throttle_account_limit))
         if ip is None and has_request_context():
             ip = request.remote_addr
