@@ -276,3 +276,28 @@ def test_a_deeply_nested_jose_header_is_401_and_revokes_nothing(
     r = client.post("/api/token/revoke", data={"token": token})
     assert r.status_code == 200
     assert me(production, pair["access_token"]).status_code == 200
+
+
+@pytest.mark.parametrize("value", ["\ud800", "alice\udfff"])
+@pytest.mark.parametrize("field", ["username", "password"])
+def test_a_lone_surrogate_in_the_token_request_is_400(
+    production: Flask, register: Callable[[str], None], field: str, value: str
+) -> None:
+    # JSON can say "\ud800"; no UTF-8 text (a form, a URL) can.
+    register("alice")
+    body = {"username": "alice", "password": PASSWORD, field: value}
+    r = production.test_client().post("/api/token", json=body)
+    assert r.status_code == 400
+    assert r.json["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize("path", ["/api/token", "/api/token/refresh"])
+@pytest.mark.parametrize("opening", ["[", '{"username":'])
+def test_a_deeply_nested_json_body_is_400(
+    production: Flask, path: str, opening: str
+) -> None:
+    closing = "]" if opening == "[" else "}"
+    body = opening * 100_000 + "1" + closing * 100_000
+    r = production.test_client().post(path, data=body, content_type="application/json")
+    assert r.status_code == 400
+    assert r.json["error"] == "invalid_request"
