@@ -11,7 +11,7 @@ import pytest
 from flask import Flask, jsonify, request
 
 from apps import make_app
-from flask_signoff import FrozenClock, login_user
+from flask_signoff import FrozenClock, TooManyAttempts, login_user
 
 PASSWORD = "correct horse"
 
@@ -144,6 +144,19 @@ def test_account_names_are_normalised_before_counting(
         assert attempt(client, name, "guess", ip=f"10.0.1.{i}").status_code == 401
     for name in names:
         assert attempt(client, name, "guess", ip="10.0.2.1").status_code == 429
+
+
+def test_a_name_that_utf8_cannot_encode_is_counted(throttled: Flask) -> None:
+    # A JSON body can carry a lone surrogate ("\ud800"), which no UTF-8
+    # encoder accepts; the name is still a name to count failures under.
+    signoff = throttled.login_manager  # type: ignore[attr-defined]
+    with throttled.test_request_context(environ_base={"REMOTE_ADDR": "10.0.3.1"}):
+        for _ in range(3):
+            signoff.check_throttle("\ud800")
+            signoff.record_failure("\ud800")
+        with pytest.raises(TooManyAttempts):
+            signoff.check_throttle("\ud800")
+        signoff.check_throttle("\udfff")  # another name, its own counter
 
 
 def test_address_limit_across_accounts(throttled: Flask) -> None:

@@ -37,11 +37,23 @@ def _signoff() -> Signoff:
 
 
 def _json_field(name: str) -> str:
-    """A string field of the JSON body; 400 invalid_request if it is missing."""
-    body = request.get_json(silent=True)
+    """A string field of the JSON body; 400 invalid_request if it is missing
+    or not text."""
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        # Nested deeper than the parser's stack: as malformed as any body
+        # that get_json(silent=True) turns into None, but not a ValueError.
+        body = None
     value = body.get(name) if isinstance(body, dict) else None
     if not isinstance(value, str) or not value:
         raise InvalidRequest(f"{name} is required.")
+    try:
+        # A JSON escape can make a lone surrogate ("\ud800"), which no
+        # UTF-8 text can hold: not a name, password or token of anyone.
+        value.encode()
+    except UnicodeEncodeError:
+        raise InvalidRequest(f"{name} is not valid text.") from None
     return value
 
 

@@ -20,7 +20,12 @@ from flask_signoff.core.access import MAX_TOKEN_LENGTH, REQUIRED_CLAIMS
 from flask_signoff.core.clock import FrozenClock
 from flask_signoff.core.ids import new_secret
 from flask_signoff.core.keys import JWTKey, KeySet
-from flask_signoff.core.tokens import TokenLifecycle, TokenPair, TokenPolicy
+from flask_signoff.core.tokens import (
+    RevokeOutcome,
+    TokenLifecycle,
+    TokenPair,
+    TokenPolicy,
+)
 from flask_signoff.exceptions import InvalidToken, TokenExpired
 from flask_signoff.stores.sql import SQLStore
 from support import AUDIENCE, ISSUER, SECRET_KEY, CountingStore
@@ -492,6 +497,39 @@ def test_a_ten_kilobyte_header_is_refused_unread(
     assert len(token) > MAX_TOKEN_LENGTH
     error = refused(tokens, token, counting)
     assert "too long" in error.description
+
+
+@pytest.mark.parametrize("opening", [b"[", b'{"a":'])
+def test_a_deeply_nested_header_is_refused(
+    tokens: TokenLifecycle, counting: CountingStore, opening: bytes
+) -> None:
+    # Nested deeper than the JSON parser's stack, yet under the length
+    # limit: a RecursionError, not a ValueError, from json.loads.
+    closing = b"]" if opening == b"[" else b"}"
+    depth = 3000 if opening == b"[" else 1000
+    token = f"{b64(opening * depth + closing * depth)}.e30.c2ln"
+    assert len(token) <= MAX_TOKEN_LENGTH
+    error = refused(tokens, token, counting)
+    assert "malformed" in error.description
+    assert tokens.revoke(token) is RevokeOutcome.UNKNOWN
+    assert counting.calls == []
+
+
+def test_a_recursion_error_inside_pyjwt_is_refused(
+    tokens: TokenLifecycle,
+    pair: TokenPair,
+    counting: CountingStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Older PyJWT releases let a RecursionError out of their own header
+    # parse. Ours reads the header first, higher on the stack, so a header
+    # nested just below the limit passes ours and may overflow PyJWT's.
+    def overflow(*args: Any, **kwargs: Any) -> Any:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(jwt.PyJWS, "_load", overflow)
+    error = refused(tokens, pair.access_token, counting)
+    assert "malformed" in error.description
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import base64
+import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -279,3 +281,60 @@ def test_sign_out_everywhere_else_ends_api_clients_too(
     # The page says so next to the button.
     page = browser.get("/sessions").get_data(as_text=True)
     assert "API clients" in page
+
+
+# -- hostile input: a 4xx, never a 500 ---------------------------------------
+
+
+@pytest.fixture
+def production(app: Flask, caplog: pytest.LogCaptureFixture) -> Iterator[Flask]:
+    """The app answering an unhandled error with a 500, as in production
+    (``TESTING`` would raise it into the test), and logging no error."""
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    yield app
+    errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR]
+    assert not errors
+
+
+def test_a_deeply_nested_jose_header_is_401_and_revokes_nothing(
+    production: Flask, tokens: Callable[..., Any]
+) -> None:
+    pair = tokens()
+    # 3,000 nested arrays as the header: 8 kB, under the length limits of
+    # the Authorization header and of a token, deeper than json.loads goes.
+    header = base64.urlsafe_b64encode(b"[" * 3000 + b"]" * 3000).rstrip(b"=")
+    token = f"{header.decode()}.e30.c2ln"
+    client = production.test_client()
+    for method, path in [("GET", "/api/me"), ("POST", "/api/logout")]:
+        r = client.open(path, method=method, headers=bearer(token))
+        assert r.status_code == 401, path
+        assert r.json["error"] == "invalid_token"
+    # RFC 7009: 200 whether or not the token was valid.
+    r = client.post("/api/token/revoke", data={"token": token})
+    assert r.status_code == 200
+    assert me(production, pair["access_token"]).status_code == 200
+
+
+@pytest.mark.parametrize("value", ["\ud800", "alice\udfff"])
+@pytest.mark.parametrize("field", ["username", "password"])
+def test_a_lone_surrogate_in_the_token_request_is_400(
+    production: Flask, register: Callable[[str], None], field: str, value: str
+) -> None:
+    # JSON can say "\ud800"; no UTF-8 text (a form, a URL) can.
+    register("alice")
+    body = {"username": "alice", "password": PASSWORD, field: value}
+    r = production.test_client().post("/api/token", json=body)
+    assert r.status_code == 400
+    assert r.json["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize("path", ["/api/token", "/api/token/refresh"])
+@pytest.mark.parametrize("opening", ["[", '{"username":'])
+def test_a_deeply_nested_json_body_is_400(
+    production: Flask, path: str, opening: str
+) -> None:
+    closing = "]" if opening == "[" else "}"
+    body = opening * 100_000 + "1" + closing * 100_000
+    r = production.test_client().post(path, data=body, content_type="application/json")
+    assert r.status_code == 400
+    assert r.json["error"] == "invalid_request"

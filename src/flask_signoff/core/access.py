@@ -95,7 +95,10 @@ def _unverified_header(token: str) -> dict[str, Any]:
     try:
         raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
         header = json.loads(raw)
-    except (ValueError, binascii.Error):
+    except (ValueError, binascii.Error, RecursionError):
+        # RecursionError: nested deeper than the parser's stack (3,000
+        # arrays fit in a token), which json.loads does not count as a
+        # ValueError.
         _fail("The token is malformed.")
     if not isinstance(header, dict):
         _fail("The token is malformed.")
@@ -296,6 +299,10 @@ class AccessTokenCodec:
                 continue
             except jwt.PyJWTError as e:
                 raise InvalidToken(_describe(e)) from None
+            except RecursionError:
+                # Older PyJWT releases let it out of their own header
+                # parse, which runs deeper in the stack than ours.
+                _fail("The token is malformed.")
             return decoded, key
         _fail("The token signature is not valid.")
 
