@@ -25,7 +25,8 @@ from flask_signoff.core.ids import hash_secret, new_secret, random_tag
 from flask_signoff.core.records import SessionRecord
 from flask_signoff.core.sessions import SessionLifecycle, SessionPolicy
 from flask_signoff.exceptions import StoreUnavailable
-from flask_signoff.stores.sql import SQLStore, _Overrun, _Watchdog
+from flask_signoff.stores.sql import SQLStore
+from flask_signoff.stores.sql.watchdog import CallOverrun, Watchdog
 from tests.servers import PostgresServer
 from tests.stores.test_conformance import (
     concurrently,
@@ -440,7 +441,7 @@ class _FakeConnection:
     def invalidate(self) -> None:
         self.invalidated = True
 
-    def watched_by(self, watchdog: _Watchdog) -> Any:
+    def watched_by(self, watchdog: Watchdog) -> Any:
         return watchdog.watch(self.dbapi_connection, self.invalidate)
 
 
@@ -453,13 +454,13 @@ def _wait_for_answer(sock: socket.socket) -> bytes:
 
 
 def test_the_watchdog_ends_a_call_that_overruns_and_spares_the_others() -> None:
-    watchdog = _Watchdog(0.3)
+    watchdog = Watchdog(0.3)
     slow_client, slow_server = socket.socketpair()
     fast_client, fast_server = socket.socketpair()
     slow, fast = _FakeConnection(slow_client), _FakeConnection(fast_client)
     try:
         start = time.monotonic()
-        with pytest.raises(_Overrun), slow.watched_by(watchdog):
+        with pytest.raises(CallOverrun), slow.watched_by(watchdog):
             _wait_for_answer(slow_client)
         assert 0.3 <= time.monotonic() - start < 1.0
         assert slow.invalidated
@@ -479,20 +480,20 @@ def test_the_watchdog_ends_a_call_that_overruns_and_spares_the_others() -> None:
 
 
 def test_the_watchdog_sleeps_once_nothing_is_left_to_end() -> None:
-    watchdog = _Watchdog(0.1)
+    watchdog = Watchdog(0.1)
     client, server = socket.socketpair()
     conn = _FakeConnection(client)
     try:
         with conn.watched_by(watchdog):
             time.sleep(0.3)  # killed at 0.1 s, still running: no busy loop
-            assert watchdog._idle
+            assert watchdog.idle
         assert conn.invalidated
         # A new call wakes it up again.
         other_client, other_server = socket.socketpair()
         with other_client, other_server:
             other = _FakeConnection(other_client)
             start = time.monotonic()
-            with pytest.raises(_Overrun), other.watched_by(watchdog):
+            with pytest.raises(CallOverrun), other.watched_by(watchdog):
                 _wait_for_answer(other_client)
             assert time.monotonic() - start < 0.5
     finally:

@@ -64,7 +64,6 @@ import contextlib
 import hashlib
 import os
 import secrets
-import socket
 import sqlite3
 import threading
 import time
@@ -77,7 +76,7 @@ import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, Engine
 
-from ..core.records import (
+from ...core.records import (
     AccessState,
     FamilyRecord,
     RefreshRecord,
@@ -86,8 +85,9 @@ from ..core.records import (
     SpendResult,
     SpendStatus,
 )
-from ..core.store import Store
-from ..exceptions import StoreError, StoreUnavailable
+from ...core.store import Store
+from ...exceptions import StoreError, StoreUnavailable
+from .watchdog import CallOverrun, Watchdog
 
 T = TypeVar("T")
 
@@ -299,136 +299,8 @@ def _refresh_from_row(row: Any) -> RefreshRecord:
     )
 
 
-class _Overrun(Exception):
-    """A call was ended by the watchdog (its socket was shut down)."""
-
-
 class _CommitFailed(Exception):
     """The connection failed while committing: the write may have happened."""
-
-
-class _Call:
-    __slots__ = ("deadline", "fd", "killed")
-
-    def __init__(self, deadline: float, fd: int) -> None:
-        self.deadline = deadline
-        #: A duplicate of the connection's socket, so that what the watchdog
-        #: shuts down is that socket even if its first descriptor is closed
-        #: (and its number reused) meanwhile.
-        self.fd = fd
-        self.killed = False
-
-
-class _Watchdog:
-    """Ends database calls that run past ``limit`` seconds.
-
-    One thread per process, started on first use and asleep while no call is
-    running. A call costs a descriptor ``dup``/``close`` and two lock
-    acquisitions.
-    """
-
-    def __init__(self, limit: float) -> None:
-        self.limit = limit
-        self._pid = -1
-        self._closed = False
-        self._start_lock = threading.Lock()
-
-    def _start(self) -> None:
-        # Once per process: a thread does not survive fork(), and the lock and
-        # calls of the parent are not the child's.
-        self._lock = threading.Lock()
-        self._calls: set[_Call] = set()
-        self._wake = threading.Event()
-        #: The thread waits for ``_wake``: no call it must end is running.
-        self._idle = False
-        thread = threading.Thread(
-            target=self._run, name="flask-signoff-sql-watchdog", daemon=True
-        )
-        thread.start()
-        self._pid = os.getpid()
-
-    @contextlib.contextmanager
-    def watch(
-        self, dbapi_connection: Any, invalidate: Callable[[], None]
-    ) -> Iterator[None]:
-        """Shut the connection's socket down if the block is still running at
-        the deadline; raise :class:`_Overrun` from the error that follows, and
-        ``invalidate()`` the connection."""
-        fd = _socket_of(dbapi_connection)
-        if fd is None or self._closed:
-            yield
-            return
-        if self._pid != os.getpid():
-            with self._start_lock:
-                if self._pid != os.getpid():
-                    self._start()
-        call = _Call(time.monotonic() + self.limit, os.dup(fd))
-        with self._lock:
-            self._calls.add(call)
-            if self._idle:
-                self._idle = False
-                self._wake.set()
-        try:
-            yield
-        except Exception as e:
-            if call.killed:
-                raise _Overrun() from e
-            raise
-        finally:
-            with self._lock:
-                self._calls.discard(call)
-            os.close(call.fd)
-            if call.killed:
-                # Killed just as it finished, maybe: never reuse the socket.
-                invalidate()
-
-    def _run(self) -> None:
-        while not self._closed:
-            with self._lock:
-                now = time.monotonic()
-                pending = []
-                for call in self._calls:
-                    if call.killed:
-                        continue
-                    if call.deadline <= now:
-                        call.killed = True
-                        _shutdown(call.fd)
-                    else:
-                        pending.append(call.deadline)
-                if not pending:
-                    self._idle = True
-                    self._wake.clear()
-            if not pending:
-                self._wake.wait()
-            else:
-                # Calls made meanwhile have later deadlines than these.
-                time.sleep(min(pending) - now)
-
-    def close(self) -> None:
-        self._closed = True
-        if self._pid == os.getpid():
-            self._wake.set()
-
-
-def _socket_of(dbapi_connection: Any) -> int | None:
-    """The socket descriptor of a psycopg connection, else ``None``."""
-    pgconn = getattr(dbapi_connection, "pgconn", None)
-    if pgconn is None:
-        return None
-    try:
-        return int(pgconn.socket)
-    except Exception:  # closed or broken: nothing to watch
-        return None
-
-
-def _shutdown(fd: int) -> None:
-    sock = socket.socket(fileno=os.dup(fd))
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    finally:
-        sock.close()
 
 
 class SQLStore(Store):
@@ -481,9 +353,9 @@ class SQLStore(Store):
             options["pool_pre_ping"] = False
         options.update(engine_options or {})
         self.engine: Engine = sa.create_engine(sa_url, **options)
-        self._watchdog: _Watchdog | None = None
+        self._watchdog: Watchdog | None = None
         if self.dialect == "postgresql":
-            self._watchdog = _Watchdog(1.5 * timeout)
+            self._watchdog = Watchdog(1.5 * timeout)
         if self.dialect == "sqlite":
             self._configure_sqlite(self.engine)
         self.metadata, self.t = _tables(table_prefix)
@@ -563,7 +435,7 @@ class SQLStore(Store):
                 if not self._schema_ready:
                     self.create_schema()
                 return fn()
-            except _Overrun as e:
+            except CallOverrun as e:
                 raise StoreUnavailable(
                     f"The session store ({self.dialect}) did not answer within "
                     f"{self._watchdog.limit if self._watchdog else 0:g} s"
@@ -834,7 +706,7 @@ class SQLStore(Store):
                 else self._watchdog.watch(raw.dbapi_connection, raw.invalidate)
             )
             try:
-                with watched:  # a frozen server: _Overrun, never retried
+                with watched:  # a frozen server: CallOverrun, never retried
                     conn.autocommit = True
                     try:
                         cursor = conn.execute(sql, params, prepare=True)
