@@ -26,6 +26,7 @@ from flask_signoff.core.records import SessionRecord
 from flask_signoff.core.sessions import SessionLifecycle, SessionPolicy
 from flask_signoff.exceptions import StoreUnavailable
 from flask_signoff.stores.sql import SQLStore
+from flask_signoff.stores.sql.fast import SQLiteReads
 from flask_signoff.stores.sql.watchdog import CallOverrun, Watchdog
 from tests.servers import PostgresServer
 from tests.stores.test_conformance import (
@@ -161,17 +162,24 @@ def _record(key: str) -> SessionRecord:
     )
 
 
+def _read_connection(store: SQLStore) -> sqlite3.Connection:
+    """The connection the calling thread's session reads use."""
+    reads = store.fast_reads
+    assert isinstance(reads, SQLiteReads)
+    return reads.connection()
+
+
 def test_sqlite_reads_use_one_connection_per_thread(sqlite_store: SQLStore) -> None:
     record = _record(hash_secret(new_secret(random_tag())))
     sqlite_store.create_session(record)
     assert sqlite_store.get_session(record.key) == record
-    mine = sqlite_store._sqlite_connection()
-    assert sqlite_store._sqlite_connection() is mine
+    mine = _read_connection(sqlite_store)
+    assert _read_connection(sqlite_store) is mine
     theirs: list[object] = []
 
     def read() -> None:
         assert sqlite_store.get_session(record.key) == record
-        theirs.append(sqlite_store._sqlite_connection())
+        theirs.append(_read_connection(sqlite_store))
 
     thread = threading.Thread(target=read)
     thread.start()
@@ -186,10 +194,10 @@ def test_sqlite_reads_use_one_connection_per_thread(sqlite_store: SQLStore) -> N
 def test_sqlite_reads_reconnect_after_close(sqlite_store: SQLStore) -> None:
     record = _record(hash_secret(new_secret(random_tag())))
     sqlite_store.create_session(record)
-    before = sqlite_store._sqlite_connection()
+    before = _read_connection(sqlite_store)
     sqlite_store.close()
     assert sqlite_store.get_session(record.key) == record
-    assert sqlite_store._sqlite_connection() is not before
+    assert _read_connection(sqlite_store) is not before
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
@@ -198,13 +206,13 @@ def test_sqlite_reads_in_a_forked_child_use_their_own_connection(
 ) -> None:
     record = _record(hash_secret(new_secret(random_tag())))
     sqlite_store.create_session(record)
-    parent = sqlite_store._sqlite_connection()
+    parent = _read_connection(sqlite_store)
     ctx = multiprocessing.get_context("fork")
     queue = ctx.SimpleQueue()
 
     def child() -> None:
         ok = sqlite_store.get_session(record.key) == record
-        queue.put(ok and sqlite_store._sqlite_connection() is not parent)
+        queue.put(ok and _read_connection(sqlite_store) is not parent)
 
     proc = ctx.Process(target=child)
     proc.start()
