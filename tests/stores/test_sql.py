@@ -28,7 +28,7 @@ from flask_signoff.exceptions import StoreUnavailable
 from flask_signoff.stores.sql import SQLStore
 from flask_signoff.stores.sql.fast import SQLiteReads
 from flask_signoff.stores.sql.watchdog import CallOverrun, Watchdog
-from tests.servers import PostgresServer
+from tests.servers import PostgresServer, free_port
 from tests.stores.test_conformance import (
     concurrently,
     make_family,
@@ -508,6 +508,54 @@ def test_the_watchdog_sleeps_once_nothing_is_left_to_end() -> None:
         watchdog.close()
         client.close()
         server.close()
+
+
+# -- what an outage says -----------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def dead_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLStore]:
+    """A store whose database cannot be reached: PostgreSQL on a port where
+    nothing listens; a SQLite file locked by another process's writer past
+    the busy timeout."""
+    if request.param == "postgres":
+        store = SQLStore(f"postgresql://nobody@127.0.0.1:{free_port()}/signoff")
+        yield store
+        store.close()
+        return
+    path = tmp_path / "locked.sqlite3"
+    store = SQLStore(f"sqlite:///{path}", timeout=0.3)
+    store.create_schema()
+    store.close()  # an exclusive lock waits for every open connection
+    locker = sqlite3.connect(path, isolation_level=None)
+    # In WAL mode only an exclusive locking mode keeps readers out too.
+    locker.execute("PRAGMA locking_mode=EXCLUSIVE")
+    locker.execute("BEGIN EXCLUSIVE")
+    locker.execute('DELETE FROM "signoff_epochs"')
+    try:
+        yield store
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+        store.close()
+
+
+def test_an_outage_names_the_backend_and_the_operation(dead_store: SQLStore) -> None:
+    # The reads of every request (their own fast path), a read and a write
+    # through SQLAlchemy: each names where it failed, for the logs.
+    key = hash_secret(new_secret(random_tag()))
+    calls: dict[str, Callable[[], object]] = {
+        "get_session": lambda: dead_store.get_session(key),
+        "access_state": lambda: dead_store.access_state("alice", "f", time.time()),
+        "list_sessions": lambda: dead_store.list_sessions("alice", time.time()),
+        "bump_epoch": lambda: dead_store.bump_epoch("alice"),
+    }
+    for operation, call in calls.items():
+        with pytest.raises(StoreUnavailable) as caught:
+            call()
+        assert caught.value.backend == dead_store.dialect
+        assert caught.value.operation == operation
+        assert f"{operation}()" in str(caught.value)
 
 
 # -- file modes ------------------------------------------------------------------
