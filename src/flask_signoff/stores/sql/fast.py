@@ -14,8 +14,8 @@ run straight on the driver:
   statement.
 
 Other drivers read through SQLAlchemy like every other call. Errors come out
-of these classes as the driver raised them; the store translates them
-(:mod:`.errors`).
+of these classes as the driver raised them: :meth:`.database.Database.one`,
+which runs them, translates them (:mod:`.errors`).
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ class HotQueries:
     """The two statements of every request, built from the store's tables.
 
     :param tables: the store's tables by short name (:class:`.schema.Schema`).
+    :param engine: the engine whose dialect compiles them.
     """
 
     def __init__(self, tables: Mapping[str, sa.Table], engine: Engine) -> None:
@@ -212,8 +213,8 @@ class PsycopgReads:
             raw.close()
         # The pooled connection was dead: the server restarted since it was
         # last used. Read again through SQLAlchemy, which on a dead
-        # connection also replaces every older one of the pool (and the
-        # store then runs this once more), as for every other read.
+        # connection also replaces every older one of the pool (and then
+        # Database.one runs this once more), as for every other read.
         with (
             self._engine.connect() as c,
             self._watched(c.connection.dbapi_connection, c.invalidate),
