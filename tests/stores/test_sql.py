@@ -22,11 +22,17 @@ from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 from flask_signoff.core.ids import hash_secret, new_secret, random_tag
-from flask_signoff.core.records import SessionRecord
+from flask_signoff.core.records import (
+    FAMILY_FIELDS,
+    REFRESH_FIELDS,
+    SESSION_FIELDS,
+    SessionRecord,
+)
 from flask_signoff.core.sessions import SessionLifecycle, SessionPolicy
 from flask_signoff.exceptions import StoreUnavailable
 from flask_signoff.stores.sql import SQLStore
 from flask_signoff.stores.sql.fast import SQLiteReads
+from flask_signoff.stores.sql.schema import Schema
 from flask_signoff.stores.sql.watchdog import CallOverrun, Watchdog
 from tests.servers import PostgresServer, free_port
 from tests.stores.test_conformance import (
@@ -132,6 +138,18 @@ def test_workers_starting_on_an_older_database_add_the_new_columns(
     finally:
         for s in stores:
             s.close()
+
+
+def test_the_record_tables_have_the_records_fields_in_order() -> None:
+    # Rows convert to records by position: a column out of place (or a
+    # field without its column) would put values in the wrong fields.
+    tables = Schema("any_").tables
+    for name, fields in (
+        ("sessions", SESSION_FIELDS),
+        ("families", FAMILY_FIELDS),
+        ("refresh", REFRESH_FIELDS),
+    ):
+        assert tuple(tables[name].c.keys()) == fields, name
 
 
 # -- the SQLite read path: one statement on a per-thread connection --------------

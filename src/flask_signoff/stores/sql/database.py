@@ -125,12 +125,12 @@ class Database:
         the fast path if the driver has one, else ``stmt`` through
         SQLAlchemy (see :meth:`_call`)."""
         reads = self.fast_reads
-        if reads is not None:
-            return self._call(operation, lambda: reads.one(query, params))
-        return self.read(operation, lambda conn: conn.execute(stmt, params).first())
+        if reads is None:
+            return self.read(operation, lambda c: c.execute(stmt, params).first())
+        return self._call(operation, reads.one, query, params)
 
-    def _call(self, operation: str, attempt: Callable[[], T]) -> T:
-        """Return ``attempt()``, after creating the schema if need be.
+    def _call(self, operation: str, attempt: Callable[..., T], *args: Any) -> T:
+        """Return ``attempt(*args)``, after creating the schema if need be.
 
         An attempt whose connection turns out dead (it died in the pool while
         the server restarted) runs once more on a new connection; a write
@@ -142,7 +142,7 @@ class Database:
             try:
                 if not self._schema_ready:
                     self.create_schema()
-                return attempt()
+                return attempt(*args)
             except exc.DBAPIError as e:
                 if not last and e.connection_invalidated:
                     continue

@@ -33,8 +33,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from ...core.records import SESSION_FIELDS
-from .schema import columns
+from .schema import Schema
 from .sqlite import set_up_connection
 
 Row = tuple[Any, ...]
@@ -63,17 +62,14 @@ class Query(NamedTuple):
 class HotQueries:
     """The two statements of every request, built from the store's tables.
 
-    :param tables: the store's tables by short name (:class:`.schema.Schema`).
+    :param schema: the store's tables.
     :param engine: the engine whose dialect compiles them.
     """
 
-    def __init__(self, tables: Mapping[str, sa.Table], engine: Engine) -> None:
-        s = tables["sessions"]
-        #: The session of ``:key``, as :data:`SESSION_FIELDS` columns.
-        self.session_stmt = sa.select(*columns(s, SESSION_FIELDS)).where(
-            s.c.key == sa.bindparam("key")
-        )
-        e, v = tables["epochs"], tables["revoked"]
+    def __init__(self, schema: Schema, engine: Engine) -> None:
+        s, e, v = (schema.tables[name] for name in ("sessions", "epochs", "revoked"))
+        #: The session of ``:key``.
+        self.session_stmt = sa.select(s).where(s.c.key == sa.bindparam("key"))
         #: The epoch of ``:user_id`` and whether ``:family_id`` is revoked
         #: at ``:now``: one row, always (a SELECT without FROM).
         self.access_stmt = sa.select(
@@ -146,7 +142,7 @@ class SQLiteReads:
 
         :raises sqlite3.Error: as the driver raised it.
         """
-        args = tuple(params[name] for name in query.order)
+        args = tuple([params[name] for name in query.order])  # no generator
         return cast("Row | None", self.connection().execute(query.sql, args).fetchone())
 
     def close(self) -> None:

@@ -5,10 +5,11 @@ so several apps can share one database. The columns of ``sessions``,
 ``families`` and ``refresh_tokens`` are the fields of
 :class:`~flask_signoff.core.records.SessionRecord`,
 :class:`~flask_signoff.core.records.FamilyRecord` and
-:class:`~flask_signoff.core.records.RefreshRecord`, by the same names: the
-conversions below go through :data:`~flask_signoff.core.records.SESSION_FIELDS`
-and its siblings, so a field added to a record needs a column here and
-nothing else.
+:class:`~flask_signoff.core.records.RefreshRecord`, by the same names and in
+the same order: rows convert to records by position, records to rows
+through :data:`~flask_signoff.core.records.SESSION_FIELDS` and its
+siblings, so a field added to a record needs a column here, in its place,
+and nothing else.
 
 The ``meta`` table keeps values of the store itself, one row each: the
 routing key of :meth:`~flask_signoff.core.store.Store.user_tag`.
@@ -214,14 +215,10 @@ class Schema:
 
 # -- records as rows ---------------------------------------------------------
 #
-# Rows are read by position, in the order of the record's fields, whether
-# selected through SQLAlchemy or by the fast read path: select the columns
-# through these helpers so the order is the fields' by construction.
-
-
-def columns(table: sa.Table, fields: Sequence[str]) -> list[sa.Column[Any]]:
-    """The columns of ``table`` named ``fields``, in that order."""
-    return [table.c[name] for name in fields]
+# A row converts to its record by position, the cheapest way on the reads of
+# every request: the columns of sessions, families and refresh_tokens are
+# the fields of their records, in the same order (tests/stores/test_sql.py
+# checks it), so ``SELECT`` of the whole table reads them in field order.
 
 
 def session_from_row(row: Sequence[Any]) -> SessionRecord:

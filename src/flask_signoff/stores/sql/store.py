@@ -20,9 +20,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ...core.records import (
-    FAMILY_FIELDS,
-    REFRESH_FIELDS,
-    SESSION_FIELDS,
     AccessState,
     FamilyRecord,
     RefreshRecord,
@@ -36,7 +33,6 @@ from ...exceptions import StoreError
 from .database import Database
 from .fast import HotQueries
 from .schema import (
-    columns,
     family_from_row,
     family_values,
     refresh_from_row,
@@ -105,7 +101,7 @@ class SQLStore(Store):
         #: connection per thread; on psycopg, prepared statements; ``None``
         #: on other drivers, whose reads go through SQLAlchemy.
         self.fast_reads = db.fast_reads
-        self._queries = HotQueries(self.t, self.engine)
+        self._queries = HotQueries(db.schema, self.engine)
 
     def create_schema(self) -> None:
         """Create the tables if they are missing, and add the columns of
@@ -242,7 +238,7 @@ class SQLStore(Store):
     def list_sessions(self, user_id: str, now: float) -> list[SessionRecord]:
         s = self.t["sessions"]
         stmt = (
-            sa.select(*columns(s, SESSION_FIELDS))
+            sa.select(s)
             .where(s.c.user_id == user_id, s.c.drop_at > now)
             .order_by(s.c.created_at.desc(), s.c.key)
         )
@@ -255,9 +251,7 @@ class SQLStore(Store):
         self, user_id: str, public_id: str
     ) -> SessionRecord | None:
         s = self.t["sessions"]
-        find = sa.select(*columns(s, SESSION_FIELDS)).where(
-            s.c.user_id == user_id, s.c.public_id == public_id
-        )
+        find = sa.select(s).where(s.c.user_id == user_id, s.c.public_id == public_id)
 
         def delete(conn: Connection) -> SessionRecord | None:
             self._db.lock_user(conn, user_id)
@@ -327,13 +321,12 @@ class SQLStore(Store):
 
     def get_refresh(self, key: str) -> RefreshRecord | None:
         r = self.t["refresh"]
-        stmt = sa.select(*columns(r, REFRESH_FIELDS)).where(r.c.key == key)
+        stmt = sa.select(r).where(r.c.key == key)
         row = self._db.read("get_refresh", _first(stmt))
         return None if row is None else refresh_from_row(row)
 
     def spend_refresh(self, key: str, now: float) -> SpendResult:
         r, f = self.t["refresh"], self.t["families"]
-        fields = columns(r, REFRESH_FIELDS)
         family_alive = sa.exists().where(
             f.c.family_id == r.c.family_id, f.c.expires_at > now
         )
@@ -341,9 +334,9 @@ class SQLStore(Store):
             sa.update(r)
             .where(r.c.key == key, r.c.spent_at.is_(None), family_alive)
             .values(spent_at=now)
-            .returning(*fields)
+            .returning(*r.c)
         )
-        lookup = sa.select(*fields).where(r.c.key == key, family_alive)
+        lookup = sa.select(r).where(r.c.key == key, family_alive)
 
         def run(conn: Connection) -> SpendResult:
             row = conn.execute(spend).first()
@@ -371,9 +364,7 @@ class SQLStore(Store):
 
     def get_family(self, family_id: str, user_id: str) -> FamilyRecord | None:
         f = self.t["families"]
-        stmt = sa.select(*columns(f, FAMILY_FIELDS)).where(
-            f.c.family_id == family_id, f.c.user_id == user_id
-        )
+        stmt = sa.select(f).where(f.c.family_id == family_id, f.c.user_id == user_id)
         row = self._db.read("get_family", _first(stmt))
         return None if row is None else family_from_row(row)
 
