@@ -47,18 +47,19 @@ def make_records(app: Flask, n: int, users: int, start: int = 0) -> list[Session
 
 
 def load_sqlite(app: Flask, records: list[SessionRecord]) -> None:
-    from flask_signoff.stores.sql import _SESSION_FIELDS, _session_values
+    from flask_signoff.core.records import SESSION_FIELDS
+    from flask_signoff.stores.sql.schema import session_values
 
     store = app.extensions["signoff"].store
     table = store.t["sessions"].name
-    cols = ", ".join(f'"{c}"' for c in _SESSION_FIELDS)
-    marks = ", ".join("?" for _ in _SESSION_FIELDS)
+    cols = ", ".join(f'"{c}"' for c in SESSION_FIELDS)
+    marks = ", ".join("?" for _ in SESSION_FIELDS)
     sql = f"INSERT INTO {table} ({cols}) VALUES ({marks})"
     raw = store.engine.raw_connection()
     try:
         conn = raw.driver_connection
         for i in range(0, len(records), 50_000):
-            rows = [tuple(_session_values(r).values()) for r in records[i : i + 50_000]]
+            rows = [tuple(session_values(r).values()) for r in records[i : i + 50_000]]
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany(sql, rows)
             conn.execute("COMMIT")
@@ -67,11 +68,12 @@ def load_sqlite(app: Flask, records: list[SessionRecord]) -> None:
 
 
 def load_postgres(app: Flask, records: list[SessionRecord]) -> None:
-    from flask_signoff.stores.sql import _SESSION_FIELDS, _session_values
+    from flask_signoff.core.records import SESSION_FIELDS
+    from flask_signoff.stores.sql.schema import session_values
 
     store = app.extensions["signoff"].store
     table = store.t["sessions"].name
-    cols = ", ".join(f'"{c}"' for c in _SESSION_FIELDS)
+    cols = ", ".join(f'"{c}"' for c in SESSION_FIELDS)
     raw = store.engine.raw_connection()
     try:
         conn = raw.driver_connection
@@ -80,7 +82,7 @@ def load_postgres(app: Flask, records: list[SessionRecord]) -> None:
             cur.execute("SET LOCAL statement_timeout = 0")
             with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
                 for r in records:
-                    copy.write_row(tuple(_session_values(r).values()))
+                    copy.write_row(tuple(session_values(r).values()))
             cur.execute(f"ANALYZE {table}")
         conn.commit()
     finally:

@@ -22,11 +22,19 @@ from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 from flask_signoff.core.ids import hash_secret, new_secret, random_tag
-from flask_signoff.core.records import SessionRecord
+from flask_signoff.core.records import (
+    FAMILY_FIELDS,
+    REFRESH_FIELDS,
+    SESSION_FIELDS,
+    SessionRecord,
+)
 from flask_signoff.core.sessions import SessionLifecycle, SessionPolicy
 from flask_signoff.exceptions import StoreUnavailable
-from flask_signoff.stores.sql import SQLStore, _Overrun, _Watchdog
-from tests.servers import PostgresServer
+from flask_signoff.stores.sql import SQLStore
+from flask_signoff.stores.sql.fast import SQLiteReads
+from flask_signoff.stores.sql.schema import Schema
+from flask_signoff.stores.sql.watchdog import CallOverrun, Watchdog
+from tests.servers import PostgresServer, free_port
 from tests.stores.test_conformance import (
     concurrently,
     make_family,
@@ -132,6 +140,18 @@ def test_workers_starting_on_an_older_database_add_the_new_columns(
             s.close()
 
 
+def test_the_record_tables_have_the_records_fields_in_order() -> None:
+    # Rows convert to records by position: a column out of place (or a
+    # field without its column) would put values in the wrong fields.
+    tables = Schema("any_").tables
+    for name, fields in (
+        ("sessions", SESSION_FIELDS),
+        ("families", FAMILY_FIELDS),
+        ("refresh", REFRESH_FIELDS),
+    ):
+        assert tuple(tables[name].c.keys()) == fields, name
+
+
 # -- the SQLite read path: one statement on a per-thread connection --------------
 
 
@@ -160,17 +180,24 @@ def _record(key: str) -> SessionRecord:
     )
 
 
+def _read_connection(store: SQLStore) -> sqlite3.Connection:
+    """The connection the calling thread's session reads use."""
+    reads = store.fast_reads
+    assert isinstance(reads, SQLiteReads)
+    return reads.connection()
+
+
 def test_sqlite_reads_use_one_connection_per_thread(sqlite_store: SQLStore) -> None:
     record = _record(hash_secret(new_secret(random_tag())))
     sqlite_store.create_session(record)
     assert sqlite_store.get_session(record.key) == record
-    mine = sqlite_store._sqlite_connection()
-    assert sqlite_store._sqlite_connection() is mine
+    mine = _read_connection(sqlite_store)
+    assert _read_connection(sqlite_store) is mine
     theirs: list[object] = []
 
     def read() -> None:
         assert sqlite_store.get_session(record.key) == record
-        theirs.append(sqlite_store._sqlite_connection())
+        theirs.append(_read_connection(sqlite_store))
 
     thread = threading.Thread(target=read)
     thread.start()
@@ -185,10 +212,10 @@ def test_sqlite_reads_use_one_connection_per_thread(sqlite_store: SQLStore) -> N
 def test_sqlite_reads_reconnect_after_close(sqlite_store: SQLStore) -> None:
     record = _record(hash_secret(new_secret(random_tag())))
     sqlite_store.create_session(record)
-    before = sqlite_store._sqlite_connection()
+    before = _read_connection(sqlite_store)
     sqlite_store.close()
     assert sqlite_store.get_session(record.key) == record
-    assert sqlite_store._sqlite_connection() is not before
+    assert _read_connection(sqlite_store) is not before
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
@@ -197,13 +224,13 @@ def test_sqlite_reads_in_a_forked_child_use_their_own_connection(
 ) -> None:
     record = _record(hash_secret(new_secret(random_tag())))
     sqlite_store.create_session(record)
-    parent = sqlite_store._sqlite_connection()
+    parent = _read_connection(sqlite_store)
     ctx = multiprocessing.get_context("fork")
     queue = ctx.SimpleQueue()
 
     def child() -> None:
         ok = sqlite_store.get_session(record.key) == record
-        queue.put(ok and sqlite_store._sqlite_connection() is not parent)
+        queue.put(ok and _read_connection(sqlite_store) is not parent)
 
     proc = ctx.Process(target=child)
     proc.start()
@@ -440,7 +467,7 @@ class _FakeConnection:
     def invalidate(self) -> None:
         self.invalidated = True
 
-    def watched_by(self, watchdog: _Watchdog) -> Any:
+    def watched_by(self, watchdog: Watchdog) -> Any:
         return watchdog.watch(self.dbapi_connection, self.invalidate)
 
 
@@ -453,13 +480,13 @@ def _wait_for_answer(sock: socket.socket) -> bytes:
 
 
 def test_the_watchdog_ends_a_call_that_overruns_and_spares_the_others() -> None:
-    watchdog = _Watchdog(0.3)
+    watchdog = Watchdog(0.3)
     slow_client, slow_server = socket.socketpair()
     fast_client, fast_server = socket.socketpair()
     slow, fast = _FakeConnection(slow_client), _FakeConnection(fast_client)
     try:
         start = time.monotonic()
-        with pytest.raises(_Overrun), slow.watched_by(watchdog):
+        with pytest.raises(CallOverrun), slow.watched_by(watchdog):
             _wait_for_answer(slow_client)
         assert 0.3 <= time.monotonic() - start < 1.0
         assert slow.invalidated
@@ -479,26 +506,74 @@ def test_the_watchdog_ends_a_call_that_overruns_and_spares_the_others() -> None:
 
 
 def test_the_watchdog_sleeps_once_nothing_is_left_to_end() -> None:
-    watchdog = _Watchdog(0.1)
+    watchdog = Watchdog(0.1)
     client, server = socket.socketpair()
     conn = _FakeConnection(client)
     try:
         with conn.watched_by(watchdog):
             time.sleep(0.3)  # killed at 0.1 s, still running: no busy loop
-            assert watchdog._idle
+            assert watchdog.idle
         assert conn.invalidated
         # A new call wakes it up again.
         other_client, other_server = socket.socketpair()
         with other_client, other_server:
             other = _FakeConnection(other_client)
             start = time.monotonic()
-            with pytest.raises(_Overrun), other.watched_by(watchdog):
+            with pytest.raises(CallOverrun), other.watched_by(watchdog):
                 _wait_for_answer(other_client)
             assert time.monotonic() - start < 0.5
     finally:
         watchdog.close()
         client.close()
         server.close()
+
+
+# -- what an outage says -----------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def dead_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLStore]:
+    """A store whose database cannot be reached: PostgreSQL on a port where
+    nothing listens; a SQLite file locked by another process's writer past
+    the busy timeout."""
+    if request.param == "postgres":
+        store = SQLStore(f"postgresql://nobody@127.0.0.1:{free_port()}/signoff")
+        yield store
+        store.close()
+        return
+    path = tmp_path / "locked.sqlite3"
+    store = SQLStore(f"sqlite:///{path}", timeout=0.3)
+    store.create_schema()
+    store.close()  # an exclusive lock waits for every open connection
+    locker = sqlite3.connect(path, isolation_level=None)
+    # In WAL mode only an exclusive locking mode keeps readers out too.
+    locker.execute("PRAGMA locking_mode=EXCLUSIVE")
+    locker.execute("BEGIN EXCLUSIVE")
+    locker.execute('DELETE FROM "signoff_epochs"')
+    try:
+        yield store
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+        store.close()
+
+
+def test_an_outage_names_the_backend_and_the_operation(dead_store: SQLStore) -> None:
+    # The reads of every request (their own fast path), a read and a write
+    # through SQLAlchemy: each names where it failed, for the logs.
+    key = hash_secret(new_secret(random_tag()))
+    calls: dict[str, Callable[[], object]] = {
+        "get_session": lambda: dead_store.get_session(key),
+        "access_state": lambda: dead_store.access_state("alice", "f", time.time()),
+        "list_sessions": lambda: dead_store.list_sessions("alice", time.time()),
+        "bump_epoch": lambda: dead_store.bump_epoch("alice"),
+    }
+    for operation, call in calls.items():
+        with pytest.raises(StoreUnavailable) as caught:
+            call()
+        assert caught.value.backend == dead_store.dialect
+        assert caught.value.operation == operation
+        assert f"{operation}()" in str(caught.value)
 
 
 # -- file modes ------------------------------------------------------------------

@@ -1,0 +1,234 @@
+"""The database of one SQL store: its engine, and the wrappers of every call.
+
+:class:`Database` makes the engine for the URL's dialect (:mod:`.sqlite`,
+:mod:`.postgresql`, the :mod:`.watchdog` on PostgreSQL), owns the tables
+(:mod:`.schema`) and the fast reads (:mod:`.fast`), and runs every call of
+the store through one read wrapper (:meth:`Database.read`, a connection that
+does not write) or one write wrapper (:meth:`Database.write`, one
+transaction that may write: ``BEGIN IMMEDIATE`` on SQLite), or, for the two
+reads of every request, :meth:`Database.one`. Each of them creates the
+schema on first use, runs a call once more when its pooled connection turns
+out dead, and translates errors (:mod:`.errors`).
+
+Dead connections
+----------------
+
+After a PostgreSQL server restarts, the connections in the pool are dead. No
+ping precedes each checkout (a round trip on every call); instead a call
+that finds its connection dead is run once more on a new one, when that is
+safe: always for a read, and for a write only if the transaction failed
+before its ``COMMIT`` was sent (a transaction that was never committed left
+nothing behind). SQLAlchemy then replaces every older connection of the
+pool. A call ended by the watchdog is not run again: the server is slow or
+gone, and a second wait would only double the first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import exc
+from sqlalchemy.engine import Connection, Engine
+
+from . import postgresql, sqlite
+from .errors import CommitFailed, ErrorTranslator, cause
+from .fast import PsycopgReads, Query, Row, SQLiteReads
+from .schema import Schema
+from .watchdog import Watchdog
+
+T = TypeVar("T")
+
+#: ``engine_options`` that open SQLite connections some other way than the
+#: fast path would: with any of them, reads go through SQLAlchemy.
+_OWN_CONNECTIONS = frozenset({"creator", "module", "pool", "poolclass"})
+
+
+class Database:
+    """The engine of one store and the calls made on it.
+
+    The parameters are :class:`~flask_signoff.stores.sql.SQLStore`'s.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        table_prefix: str,
+        timeout: float,
+        engine_options: dict[str, Any] | None,
+    ) -> None:
+        sa_url = postgresql.url_with_driver(sa.make_url(url))
+        self.url = sa_url
+        #: ``"sqlite"`` or ``"postgresql"``.
+        self.dialect = sa_url.get_backend_name()
+        options: dict[str, Any] = {"pool_timeout": timeout}
+        if self.dialect == "sqlite":
+            options.update(sqlite.engine_options(sa_url, timeout))
+        elif self.dialect == "postgresql":
+            options.update(postgresql.engine_options(timeout))
+        options.update(engine_options or {})
+        self.engine: Engine = sa.create_engine(sa_url, **options)
+        self.watchdog: Watchdog | None = None
+        if self.dialect == "postgresql":
+            self.watchdog = Watchdog(postgresql.WATCHDOG_FACTOR * timeout)
+        if self.dialect == "sqlite":
+            sqlite.configure(self.engine)
+        self.schema = Schema(table_prefix)
+        self.errors = ErrorTranslator(
+            self.dialect,
+            self.engine.dialect.loaded_dbapi,
+            self.watchdog.limit if self.watchdog else 0,
+        )
+        self.fast_reads: SQLiteReads | PsycopgReads | None = None
+        driver = sa_url.get_driver_name()
+        if self.dialect == "sqlite" and driver == "pysqlite":
+            if not options.keys() & _OWN_CONNECTIONS:
+                connect_args = options.get("connect_args") or {}
+                self.fast_reads = SQLiteReads(self.engine, connect_args)
+        elif self.dialect == "postgresql" and driver == "psycopg":
+            watch = self.watchdog.watch if self.watchdog else None
+            self.fast_reads = PsycopgReads(self.engine, watch)
+        self._schema_ready = False
+
+    # -- the wrappers every call goes through -----------------------------------
+
+    def read(self, operation: str, fn: Callable[[Connection], T]) -> T:
+        """``fn(conn)`` on a connection that does not write (see :meth:`_call`).
+
+        :param operation: the store operation, named in errors.
+        """
+
+        def attempt() -> T:
+            with self._connection(write=False) as conn:
+                return fn(conn)
+
+        return self._call(operation, attempt)
+
+    def write(self, operation: str, fn: Callable[[Connection], T]) -> T:
+        """``fn(conn)`` in one write transaction (see :meth:`_call`).
+
+        :param operation: the store operation, named in errors.
+        """
+
+        def attempt() -> T:
+            with self._connection(write=True) as conn:
+                return fn(conn)
+
+        return self._call(operation, attempt)
+
+    def one(
+        self, operation: str, query: Query, stmt: sa.Select[Any], params: dict[str, Any]
+    ) -> Row | sa.Row[Any] | None:
+        """The first row of one of the reads of every request: ``query`` on
+        the fast path if the driver has one, else ``stmt`` through
+        SQLAlchemy (see :meth:`_call`)."""
+        reads = self.fast_reads
+        if reads is None:
+            return self.read(operation, lambda c: c.execute(stmt, params).first())
+        return self._call(operation, reads.one, query, params)
+
+    def _call(self, operation: str, attempt: Callable[..., T], *args: Any) -> T:
+        """Return ``attempt(*args)``, after creating the schema if need be.
+
+        An attempt whose connection turns out dead (it died in the pool while
+        the server restarted) runs once more on a new connection; a write
+        that was committing does not (:class:`.errors.CommitFailed`). Errors
+        come out as :class:`StoreError` or :class:`StoreUnavailable`, naming
+        ``operation``.
+        """
+        for last in (False, True):
+            try:
+                if not self._schema_ready:
+                    self.create_schema()
+                return attempt(*args)
+            except exc.DBAPIError as e:
+                if not last and e.connection_invalidated:
+                    continue
+                raise self.errors.translate(e, operation) from e
+            except self.errors.handled as e:
+                raise self.errors.translate(e, operation) from cause(e)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _watched(self, conn: Connection) -> contextlib.AbstractContextManager[None]:
+        if self.watchdog is None:
+            return contextlib.nullcontext()
+        return self.watchdog.watch(conn.connection.dbapi_connection, conn.invalidate)
+
+    @contextlib.contextmanager
+    def _connection(self, *, write: bool) -> Iterator[Connection]:
+        """A pooled connection, watched on PostgreSQL. With ``write``, the
+        block is one transaction begun as a writer (``BEGIN IMMEDIATE`` on
+        SQLite) and committed at its end."""
+        with self.engine.connect() as conn, self._watched(conn):
+            if not write:
+                yield conn
+                return
+            conn.execution_options(**{sqlite.WRITE_OPTION: True})
+            committing = False
+            try:
+                with conn.begin():
+                    yield conn
+                    committing = True
+            except exc.DBAPIError as e:
+                if committing:
+                    raise CommitFailed() from e
+                raise
+
+    # -- what differs by dialect, inside a call ------------------------------------
+
+    def lock_user(self, conn: Connection, user_id: str | None) -> None:
+        """Hold the user's lock until ``conn``'s transaction ends.
+
+        On SQLite ``BEGIN IMMEDIATE`` already lets one writer at a time in;
+        on PostgreSQL a transaction-scoped advisory lock.
+        """
+        if user_id is not None and self.dialect == "postgresql":
+            postgresql.lock_user(conn, self.schema.prefix, user_id)
+
+    def insert(self, table: sa.Table) -> Any:
+        """The dialect's INSERT, which knows ``ON CONFLICT``."""
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+
+    # -- set-up and tear-down ----------------------------------------------------
+
+    def create_schema(self) -> None:
+        """Create the tables if they are missing, and add the columns of
+        later versions; safe to race (see :meth:`.schema.Schema.create`).
+
+        Database errors come out as SQLAlchemy raised them.
+        """
+
+        def lock(conn: Connection) -> None:
+            if self.dialect == "postgresql":
+                postgresql.lock_schema(conn, self.schema.prefix)
+
+        self.schema.create(lambda: self._connection(write=True), lock)
+        self._schema_ready = True
+
+    def missing_tables(self) -> list[str]:
+        """The tables of the schema that the database lacks; creates nothing.
+
+        :raises StoreUnavailable: the database cannot be reached.
+        """
+        try:
+            with self.engine.connect() as conn:
+                return self.schema.missing(conn)
+        except (exc.DBAPIError, exc.TimeoutError) as e:
+            raise self.errors.translate(e, "missing_tables") from e
+
+    def close(self) -> None:
+        """Stop the watchdog, close the fast reads' and the pool's
+        connections. A later call opens new ones."""
+        if self.watchdog is not None:
+            self.watchdog.close()
+        if self.fast_reads is not None:
+            self.fast_reads.close()
+        self.engine.dispose()

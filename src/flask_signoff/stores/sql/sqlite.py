@@ -1,0 +1,114 @@
+"""SQLite engine set-up: a private file, WAL, full sync, our own ``BEGIN``.
+
+- The database is a file (an in-memory database is not shared between
+  connections), created ``0600`` (:func:`create_private`).
+- Every connection, the engine's and the fast read path's
+  (:mod:`.fast`), is set up by :func:`set_up_connection`: WAL mode, so
+  readers never wait for the writer, and ``synchronous=FULL``, so a sign-out
+  survives a power cut.
+- The store, not the driver, issues ``BEGIN``: a transaction that may write
+  starts with ``BEGIN IMMEDIATE`` (:func:`configure`). A deferred read that
+  later upgrades to a write fails with "database is locked" whatever the
+  busy timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from ...exceptions import StoreError
+
+#: Execution option of a connection whose transaction may write.
+WRITE_OPTION = "signoff_write"
+
+
+def engine_options(url: sa.URL, timeout: float) -> dict[str, Any]:
+    """Check the URL names a file, create it private, and return the options
+    of :func:`sqlalchemy.create_engine` for it.
+
+    :raises StoreError: the URL names an in-memory database.
+    """
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        raise StoreError(
+            "The SQLite store needs a file: in-memory databases are not "
+            "shared between connections."
+        )
+    os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
+    create_private(database)
+    return {"connect_args": {"timeout": timeout, "check_same_thread": False}}
+
+
+def configure(engine: Engine) -> None:
+    """Set up every new connection of ``engine``, and begin its transactions
+    with ``BEGIN IMMEDIATE`` when the connection has :data:`WRITE_OPTION`,
+    else with a plain ``BEGIN``."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        set_up_connection(dbapi_conn)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def set_up_connection(dbapi_conn: Any) -> None:
+    """Set up a new SQLite connection: our transactions, WAL, full sync."""
+    # Take transaction control from the driver so BEGIN is ours.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    try:
+        _wal(cur)
+        cur.execute("PRAGMA synchronous=FULL")
+    finally:
+        cur.close()
+
+
+def _wal(cur: Any) -> None:
+    """Put the database in WAL mode (once per file: the mode is persistent).
+
+    Switching needs a moment alone with the file, and SQLite answers
+    "database is locked" at once, without its busy timeout, when another
+    connection opening the same new file holds it: several workers starting
+    on an empty database all try this together. Try again for a while.
+    """
+    if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + 5.0
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def create_private(path: str) -> None:
+    """Create the SQLite file ``path``, empty and 0600, unless it exists.
+
+    SQLite would create it 0644 less the umask, readable by every local user.
+    The ``-wal`` and ``-shm`` files it adds later take the database file's
+    permissions, so they are private too. An existing file keeps its mode:
+    that is the operator's choice.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:
+        return
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o600)  # exactly, whatever bits the umask took
+    finally:
+        os.close(fd)

@@ -1,0 +1,477 @@
+"""SQLStore: the store contract, one code path for both dialects.
+
+Each method says what to run; :class:`.database.Database` runs it, through
+its one read wrapper (``self._db.read(operation, fn)``) or its one write
+wrapper (``self._db.write(operation, fn)``: one transaction, ``BEGIN
+IMMEDIATE`` on SQLite), which create the schema on first use, run a call
+once more on a new connection when its pooled one was dead, and translate
+errors. The two reads of every request, the session and the access token
+check, are one statement each on the fast path (:meth:`.database.Database.one`).
+The atomic operations are listed in the package's docstring.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ...core.records import (
+    AccessState,
+    FamilyRecord,
+    RefreshRecord,
+    Reserved,
+    SessionRecord,
+    SpendResult,
+    SpendStatus,
+)
+from ...core.store import Store
+from ...exceptions import StoreError
+from .database import Database
+from .fast import HotQueries
+from .schema import (
+    family_from_row,
+    family_values,
+    refresh_from_row,
+    refresh_values,
+    session_from_row,
+    session_values,
+)
+
+
+def _rowcount(stmt: sa.Executable) -> Callable[[Connection], int]:
+    """Run ``stmt``; how many rows it changed."""
+    return lambda conn: conn.execute(stmt).rowcount
+
+
+def _first(stmt: sa.Executable) -> Callable[[Connection], Any]:
+    """Run ``stmt``; its first row, or ``None``."""
+    return lambda conn: conn.execute(stmt).first()
+
+
+def _scalar(stmt: sa.Executable) -> Callable[[Connection], Any]:
+    """Run ``stmt``; the first column of its first row, or ``None``."""
+    return lambda conn: conn.execute(stmt).scalar()
+
+
+class SQLStore(Store):
+    """Sessions and tokens in a SQL database through SQLAlchemy Core.
+
+    :param url: a SQLAlchemy URL. ``postgresql://`` uses psycopg 3.
+    :param table_prefix: prefix of every table name, so several apps can share
+        one database.
+    :param timeout: seconds a call may wait: SQLite's busy timeout, PostgreSQL's
+        connect and statement timeouts, and the pool's checkout timeout. On
+        PostgreSQL a call still running after ``1.5 * timeout`` is ended by a
+        watchdog (:mod:`flask_signoff.stores.sql.watchdog`).
+    :param engine_options: extra keyword arguments for
+        :func:`sqlalchemy.create_engine`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        table_prefix: str = "signoff_",
+        timeout: float = 5.0,
+        engine_options: dict[str, Any] | None = None,
+        create_schema: bool = True,
+        **_ignored: Any,
+    ) -> None:
+        self._db = db = Database(url, table_prefix, timeout, engine_options)
+        #: The SQLAlchemy URL, with its driver.
+        self.url = db.url
+        #: ``"sqlite"`` or ``"postgresql"``.
+        self.dialect = db.dialect
+        #: Seconds a call may wait (see the class's parameters).
+        self.timeout = timeout
+        #: The SQLAlchemy engine.
+        self.engine = db.engine
+        #: The tables (:class:`~flask_signoff.stores.sql.schema.Schema`).
+        self.schema = db.schema
+        #: The :class:`sqlalchemy.MetaData` of the tables.
+        self.metadata = db.schema.metadata
+        #: The tables by short name (``self.t["sessions"]``).
+        self.t = db.schema.tables
+        #: The one-statement reads of every request
+        #: (:mod:`flask_signoff.stores.sql.fast`): on SQLite's own driver, a
+        #: connection per thread; on psycopg, prepared statements; ``None``
+        #: on other drivers, whose reads go through SQLAlchemy.
+        self.fast_reads = db.fast_reads
+        self._queries = HotQueries(db.schema, self.engine)
+
+    def create_schema(self) -> None:
+        """Create the tables if they are missing, and add the columns of
+        later versions; safe to race (see
+        :meth:`~flask_signoff.stores.sql.schema.Schema.create`). Every other
+        call does it first if it was not done yet."""
+        self._db.create_schema()
+
+    def missing_tables(self) -> list[str]:
+        """The tables of the schema that the database lacks; creates nothing.
+
+        For ``flask signoff check``. Connects, so it also shows whether the
+        database can be reached.
+
+        :raises StoreUnavailable: the database cannot be reached.
+        """
+        return self._db.missing_tables()
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- routing -----------------------------------------------------------------
+
+    def load_routing_key(self) -> bytes:
+        m = self.t["meta"]
+        read = sa.select(m.c.value).where(m.c.name == "routing_key")
+        create = (
+            self._db.insert(m)
+            .values(name="routing_key", value=secrets.token_hex(32))
+            .on_conflict_do_nothing(index_elements=[m.c.name])
+        )
+
+        def create_and_read(conn: Connection) -> str:
+            conn.execute(create)
+            # READ COMMITTED (PostgreSQL): this statement sees the row of a
+            # concurrent insert that won; BEGIN IMMEDIATE (SQLite) let no
+            # other writer in between.
+            return str(conn.execute(read).scalar_one())
+
+        # A plain read first: once the key exists (every time but the very
+        # first) no write lock is taken.
+        kept = self._db.read("load_routing_key", _scalar(read))
+        if kept is None:
+            kept = self._db.write("load_routing_key", create_and_read)
+        try:
+            key = bytes.fromhex(str(kept))
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            # Tagging under some other key would give users new tags: refuse.
+            raise StoreError(
+                f"The session store ({self.dialect}) holds a routing key that "
+                "is not 32 bytes of hex."
+            )
+        return key
+
+    # -- sessions ----------------------------------------------------------------
+
+    def get_session(self, key: str) -> SessionRecord | None:
+        q = self._queries
+        row = self._db.one("get_session", q.session, q.session_stmt, {"key": key})
+        return None if row is None else session_from_row(row)
+
+    def _insert_session(
+        self, conn: Connection, record: SessionRecord, max_per_user: int | None
+    ) -> None:
+        s = self.t["sessions"]
+        conn.execute(sa.insert(s).values(**session_values(record)))
+        if max_per_user is not None and record.user_id is not None:
+            excess = (
+                sa.select(s.c.key)
+                .where(s.c.user_id == record.user_id)
+                .order_by(s.c.created_at.desc(), s.c.key)
+                .offset(max_per_user)
+            )
+            conn.execute(sa.delete(s).where(s.c.key.in_(excess.scalar_subquery())))
+
+    def create_session(
+        self, record: SessionRecord, *, max_per_user: int | None = None
+    ) -> None:
+        def create(conn: Connection) -> None:
+            self._db.lock_user(conn, record.user_id)
+            self._insert_session(conn, record, max_per_user)
+
+        self._db.write("create_session", create)
+
+    def update_session(self, record: SessionRecord) -> bool:
+        s = self.t["sessions"]
+        stmt = (
+            sa.update(s)
+            .where(s.c.key == record.key)
+            .values(
+                data=record.data,
+                last_seen_at=record.last_seen_at,
+                drop_at=record.drop_at,
+                expires_at=record.expires_at,
+                fresh_until=record.fresh_until,
+                remember=record.remember,
+            )
+        )
+        return self._db.write("update_session", _rowcount(stmt)) == 1
+
+    def touch_session(self, key: str, last_seen_at: float, drop_at: float) -> bool:
+        s = self.t["sessions"]
+        stmt = (
+            sa.update(s)
+            .where(s.c.key == key)
+            .values(last_seen_at=last_seen_at, drop_at=drop_at)
+        )
+        return self._db.write("touch_session", _rowcount(stmt)) == 1
+
+    def rotate_session(
+        self, old_key: str | None, new: SessionRecord, *, require_old: bool
+    ) -> bool:
+        s = self.t["sessions"]
+
+        def rotate(conn: Connection) -> bool:
+            self._db.lock_user(conn, new.user_id)
+            gone = 0
+            if old_key is not None:
+                gone = conn.execute(sa.delete(s).where(s.c.key == old_key)).rowcount
+            if require_old and gone != 1:
+                return False
+            self._insert_session(conn, new, None)
+            return True
+
+        return self._db.write("rotate_session", rotate)
+
+    def delete_session(self, key: str) -> bool:
+        s = self.t["sessions"]
+        stmt = sa.delete(s).where(s.c.key == key)
+        return self._db.write("delete_session", _rowcount(stmt)) == 1
+
+    def list_sessions(self, user_id: str, now: float) -> list[SessionRecord]:
+        s = self.t["sessions"]
+        stmt = (
+            sa.select(s)
+            .where(s.c.user_id == user_id, s.c.drop_at > now)
+            .order_by(s.c.created_at.desc(), s.c.key)
+        )
+        return self._db.read(
+            "list_sessions",
+            lambda conn: [session_from_row(r) for r in conn.execute(stmt)],
+        )
+
+    def delete_session_by_public_id(
+        self, user_id: str, public_id: str
+    ) -> SessionRecord | None:
+        s = self.t["sessions"]
+        find = sa.select(s).where(s.c.user_id == user_id, s.c.public_id == public_id)
+
+        def delete(conn: Connection) -> SessionRecord | None:
+            self._db.lock_user(conn, user_id)
+            row = conn.execute(find).first()
+            if row is None:
+                return None
+            conn.execute(sa.delete(s).where(s.c.key == row.key))
+            return session_from_row(row)
+
+        return self._db.write("delete_session_by_public_id", delete)
+
+    def delete_user_sessions(self, user_id: str, *, keep_key: str | None = None) -> int:
+        s = self.t["sessions"]
+        stmt = sa.delete(s).where(s.c.user_id == user_id)
+        if keep_key is not None:
+            stmt = stmt.where(s.c.key != keep_key)
+
+        def delete(conn: Connection) -> int:
+            self._db.lock_user(conn, user_id)
+            return conn.execute(stmt).rowcount
+
+        return self._db.write("delete_user_sessions", delete)
+
+    def delete_all_sessions(self) -> int:
+        return self._db.write(
+            "delete_all_sessions", _rowcount(sa.delete(self.t["sessions"]))
+        )
+
+    def purge_expired(self, now: float, *, batch_size: int = 500) -> int:
+        total = 0
+        for table, pk, deadline in self.schema.expiring():
+            batch = sa.select(pk).where(deadline <= now).limit(batch_size)
+            stmt = sa.delete(table).where(pk.in_(batch.scalar_subquery()))
+            # One short transaction per table and batch: never a long lock.
+            total += self._db.write("purge_expired", _rowcount(stmt))
+        return total
+
+    # -- users -------------------------------------------------------------------
+
+    def get_epoch(self, user_id: str) -> int:
+        e = self.t["epochs"]
+        stmt = sa.select(e.c.epoch).where(e.c.user_id == user_id)
+        return int(self._db.read("get_epoch", _scalar(stmt)) or 0)
+
+    def bump_epoch(self, user_id: str) -> int:
+        e = self.t["epochs"]
+        stmt = (
+            self._db.insert(e)
+            .values(user_id=user_id, epoch=1)
+            .on_conflict_do_update(
+                index_elements=[e.c.user_id], set_={"epoch": e.c.epoch + 1}
+            )
+            .returning(e.c.epoch)
+        )
+        return int(self._db.write("bump_epoch", lambda c: c.execute(stmt).scalar_one()))
+
+    # -- refresh-token families ------------------------------------------------
+
+    def create_family(self, family: FamilyRecord, first: RefreshRecord) -> None:
+        f, r = self.t["families"], self.t["refresh"]
+
+        def create(conn: Connection) -> None:
+            conn.execute(sa.insert(f).values(**family_values(family)))
+            conn.execute(sa.insert(r).values(**refresh_values(first)))
+
+        self._db.write("create_family", create)
+
+    def get_refresh(self, key: str) -> RefreshRecord | None:
+        r = self.t["refresh"]
+        stmt = sa.select(r).where(r.c.key == key)
+        row = self._db.read("get_refresh", _first(stmt))
+        return None if row is None else refresh_from_row(row)
+
+    def spend_refresh(self, key: str, now: float) -> SpendResult:
+        r, f = self.t["refresh"], self.t["families"]
+        family_alive = sa.exists().where(
+            f.c.family_id == r.c.family_id, f.c.expires_at > now
+        )
+        spend = (
+            sa.update(r)
+            .where(r.c.key == key, r.c.spent_at.is_(None), family_alive)
+            .values(spent_at=now)
+            .returning(*r.c)
+        )
+        lookup = sa.select(r).where(r.c.key == key, family_alive)
+
+        def run(conn: Connection) -> SpendResult:
+            row = conn.execute(spend).first()
+            if row is not None:
+                return SpendResult(SpendStatus.SPENT, refresh_from_row(row))
+            row = conn.execute(lookup).first()
+            if row is None:
+                return SpendResult(SpendStatus.MISSING)
+            return SpendResult(SpendStatus.ALREADY_SPENT, refresh_from_row(row))
+
+        return self._db.write("spend_refresh", run)
+
+    def add_refresh(self, record: RefreshRecord, now: float) -> bool:
+        r, f = self.t["refresh"], self.t["families"]
+        values = refresh_values(record)
+        source = sa.select(
+            *(sa.literal(v, type_=r.c[k].type).label(k) for k, v in values.items())
+        ).where(
+            sa.exists().where(f.c.family_id == record.family_id, f.c.expires_at > now)
+        )
+        # RETURNING, not rowcount: drivers need not report the rowcount of an
+        # INSERT (psycopg's is gone once SQLAlchemy has closed the cursor).
+        stmt = sa.insert(r).from_select(list(values), source).returning(r.c.key)
+        return self._db.write("add_refresh", _first(stmt)) is not None
+
+    def get_family(self, family_id: str, user_id: str) -> FamilyRecord | None:
+        f = self.t["families"]
+        stmt = sa.select(f).where(f.c.family_id == family_id, f.c.user_id == user_id)
+        row = self._db.read("get_family", _first(stmt))
+        return None if row is None else family_from_row(row)
+
+    def revoke_family(self, family_id: str, user_id: str, until: float) -> None:
+        f, r, v = self.t["families"], self.t["refresh"], self.t["revoked"]
+        insert = self._db.insert(v).values(
+            family_id=family_id, user_id=user_id, drop_at=until
+        )
+        # Keep the later deadline if the family was already revoked.
+        later = sa.func.max if self.dialect == "sqlite" else sa.func.greatest
+        mark = insert.on_conflict_do_update(
+            index_elements=[v.c.family_id],
+            set_={"drop_at": later(v.c.drop_at, insert.excluded.drop_at)},
+        )
+
+        def revoke(conn: Connection) -> None:
+            # Scoped to the user, as get_family is: a family id names a family
+            # only together with its user (the Redis store keys it that way).
+            conn.execute(mark)
+            conn.execute(
+                sa.delete(r).where(r.c.family_id == family_id, r.c.user_id == user_id)
+            )
+            conn.execute(
+                sa.delete(f).where(f.c.family_id == family_id, f.c.user_id == user_id)
+            )
+
+        self._db.write("revoke_family", revoke)
+
+    def revoke_user_families(self, user_id: str) -> int:
+        f, r = self.t["families"], self.t["refresh"]
+
+        def revoke(conn: Connection) -> int:
+            conn.execute(sa.delete(r).where(r.c.user_id == user_id))
+            return conn.execute(sa.delete(f).where(f.c.user_id == user_id)).rowcount
+
+        return self._db.write("revoke_user_families", revoke)
+
+    def revoke_all_families(self, until: float) -> int:
+        f, r, v = self.t["families"], self.t["refresh"], self.t["revoked"]
+        insert = self._db.insert(v).from_select(
+            ["family_id", "user_id", "drop_at"],
+            # WHERE true: SQLite needs it to parse INSERT ... SELECT ... ON CONFLICT.
+            sa.select(f.c.family_id, f.c.user_id, sa.literal(until, sa.Float)).where(
+                sa.true()
+            ),
+        )
+        mark = insert.on_conflict_do_update(
+            index_elements=[v.c.family_id], set_={"drop_at": insert.excluded.drop_at}
+        )
+
+        def revoke(conn: Connection) -> int:
+            conn.execute(mark)
+            conn.execute(sa.delete(r))
+            return conn.execute(sa.delete(f)).rowcount
+
+        return self._db.write("revoke_all_families", revoke)
+
+    # -- throttle and access tokens ---------------------------------------------
+
+    def reserve(self, key: str, limit: int, window: float, now: float) -> Reserved:
+        th = self.t["throttle"]
+        closed = th.c.expires_at <= now
+        insert = self._db.insert(th).values(
+            key=key, attempts=1, expires_at=now + window
+        )
+        # One upsert decides: a new or ended window opens with this attempt,
+        # an open one counts it only below the limit (the WHERE); a full one
+        # is left as it is and returns no row.
+        take = insert.on_conflict_do_update(
+            index_elements=[th.c.key],
+            set_={
+                "attempts": sa.case((closed, 1), else_=th.c.attempts + 1),
+                "expires_at": sa.case((closed, now + window), else_=th.c.expires_at),
+            },
+            where=sa.or_(closed, th.c.attempts < limit),
+        ).returning(th.c.attempts, th.c.expires_at)
+        full = sa.select(th.c.attempts, th.c.expires_at).where(th.c.key == key)
+
+        def run(conn: Connection) -> Reserved:
+            row = conn.execute(take).first()
+            if row is not None:
+                return Reserved(True, int(row[0]), float(row[1]))
+            # Refused: read the window's end for Retry-After, in the same
+            # transaction (on SQLite under the same write lock).
+            attempts, ends = conn.execute(full).one()
+            return Reserved(False, int(attempts), float(ends))
+
+        return self._db.write("reserve", run)
+
+    def release(self, key: str, ends: float) -> bool:
+        th = self.t["throttle"]
+        # The window is named by its end: a float stored and returned exactly
+        # (SQLite REAL and PostgreSQL double precision are both IEEE doubles).
+        stmt = (
+            sa.update(th)
+            .where(th.c.key == key, th.c.expires_at == ends, th.c.attempts > 0)
+            .values(attempts=th.c.attempts - 1)
+        )
+        return self._db.write("release", _rowcount(stmt)) == 1
+
+    def access_state(self, user_id: str, family_id: str, now: float) -> AccessState:
+        q = self._queries
+        params = {"user_id": user_id, "family_id": family_id, "now": now}
+        row = self._db.one("access_state", q.access, q.access_stmt, params)
+        assert row is not None  # a SELECT without FROM always has its row
+        epoch, revoked = row
+        return AccessState(epoch=int(epoch or 0), family_revoked=bool(revoked))
+
+
+__all__ = ["SQLStore"]
