@@ -10,6 +10,7 @@ import pytest
 from flask_signoff.exceptions import StoreError, StoreUnavailable
 from flask_signoff.stores import open_store
 from flask_signoff.stores.redis import RedisStore
+from flask_signoff.stores.redis.connection import guarded
 from tests.servers import RedisServer
 from tests.stores.test_conformance import make_family, make_session, new_key, tagging
 
@@ -90,32 +91,36 @@ def test_purge_has_nothing_to_do(store: RedisStore) -> None:
         "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is no.",
     ],
 )
-def test_a_server_that_refuses_writes_is_unavailable(
-    store: RedisStore, reply: str
-) -> None:
+def test_a_server_that_refuses_writes_is_unavailable(reply: str) -> None:
     import redis.exceptions
 
     def refuse() -> None:
         raise redis.exceptions.ResponseError(reply)
 
-    with pytest.raises(StoreUnavailable):
-        store._guard(refuse)
+    # Every store call goes through `guarded`: the one translation of errors.
+    with pytest.raises(StoreUnavailable) as refused:
+        guarded(refuse, "redis-cluster", "bump_epoch")
+    assert refused.value.backend == "redis-cluster"
+    assert refused.value.operation == "bump_epoch"
 
 
 def test_out_of_memory_is_unavailable_and_other_errors_are_not(
     store: RedisStore, redis_server: RedisServer
 ) -> None:
     now = time.time()
-    store.create_session(make_session(now))
+    record = make_session(now)
+    store.create_session(record)
     redis_server.command("CONFIG", "SET", "maxmemory", "1")
     try:
         with pytest.raises(StoreUnavailable):
             store.bump_epoch("alice")
     finally:
         redis_server.command("CONFIG", "SET", "maxmemory", "0")
-    store.client.set(f"{store.prefix}plain", "x")
+    # A session that is not a hash: the server answers WRONGTYPE, a fault of
+    # the data, not an outage.
+    store.client.set(store.keys.session(record.key), "x")
     with pytest.raises(StoreError) as refused:
-        store._guard(lambda: store.client.hgetall(f"{store.prefix}plain"))
+        store.get_session(record.key)
     assert not isinstance(refused.value, StoreUnavailable)
 
 
