@@ -72,6 +72,9 @@ _CONVERSIONS: dict[Any, tuple[Callable[[Any], str], Callable[[str], Any]]] = {
     bool: (_flag, "1".__eq__),
 }
 
+#: How one field is stored: name, to string, from string, value if absent.
+_Field = tuple[str, Callable[[Any], str], Callable[[str], Any], Any]
+
 #: The default of an attribute that has none: its field must be in the hash.
 _REQUIRED: Any = dataclasses.MISSING
 
@@ -99,9 +102,8 @@ class HashCodec(Generic[R]):
         }
         #: (name, to string, from string, if absent) of every field in the hash,
         #: in declaration order: :meth:`decode` passes them by position.
-        self._fields: list[
-            tuple[str, Callable[[Any], str], Callable[[str], Any], Any]
-        ] = []
+        self._fields: list[_Field] = []
+        self._chosen: dict[tuple[str, ...], list[_Field]] = {}
         for name in fields[1:]:
             kind = hints[name]
             optional = type(None) in typing.get_args(kind)
@@ -111,19 +113,26 @@ class HashCodec(Generic[R]):
             absent = None if optional else defaults[name]
             self._fields.append((name, encode, decode, absent))
 
-    def encode(self, record: R, only: Sequence[str] | None = None) -> list[str]:
+    def encode(self, record: R, only: tuple[str, ...] | None = None) -> list[str]:
         """``[field, value, field, value, ...]`` for ``HSET``; ``None`` left out.
 
         :param only: write these fields alone (an update), else every one.
         """
         out: list[str] = []
-        for name, encode, _, _ in self._fields:
-            if only is not None and name not in only:
-                continue
+        for name, encode, _, _ in self._fields if only is None else self._only(only):
             value = getattr(record, name)
             if value is not None:
                 out += (name, encode(value))
         return out
+
+    def _only(self, names: tuple[str, ...]) -> list[_Field]:
+        # Chosen once per tuple of names: an update encodes its six fields
+        # without looking at the others.
+        chosen = self._chosen.get(names)
+        if chosen is None:
+            chosen = [f for f in self._fields if f[0] in names]
+            self._chosen[names] = chosen
+        return chosen
 
     def decode(self, key: str, fields: dict[str, str] | Sequence[str]) -> R:
         """The record under ``key`` from its hash (``HGETALL``, as a mapping

@@ -42,6 +42,7 @@ LIBRARY = "lib"
 _PACKAGE = __name__.rpartition(".")[0]
 
 
+@functools.cache
 def read(name: str) -> str:
     """The text of ``scripts/<name>.lua``, as shipped in the package."""
     path = resources.files(_PACKAGE) / "scripts" / f"{name}.lua"
