@@ -90,24 +90,27 @@ def load_postgres(app: Flask, records: list[SessionRecord]) -> None:
 
 
 def load_redis(app: Flask, records: list[SessionRecord]) -> None:
-    # What the store's create script does (insert_session in stores/redis.py).
+    # What the store's create script does (insert_session in
+    # stores/redis/scripts/lib.lua).
     from flask_signoff.core.ids import key_tag
-    from flask_signoff.stores.redis import _ms, _session_fields
+    from flask_signoff.stores.redis.codec import SESSION, expiry_ms
+    from flask_signoff.stores.redis.keys import KeyLayout
 
     store = app.extensions["signoff"].store
     client = store.client
+    keys: KeyLayout = store.keys
     for i in range(0, len(records), 5_000):
         pipe = client.pipeline(transaction=False)
         for r in records[i : i + 5_000]:
-            base = store._base(key_tag(r.key))
-            skey = f"{base}s:{r.key}"
-            drop = int(_ms(r.drop_at))
-            pipe.hset(skey, items=_session_fields(r))
+            base = keys.base(key_tag(r.key))
+            skey = keys.session(r.key)
+            drop = int(expiry_ms(r.drop_at))
+            pipe.hset(skey, items=SESSION.encode(r))
             pipe.pexpireat(skey, drop)
-            idx = f"{base}si:{r.user_id}"
+            idx = keys.session_index(base, r.user_id)
             pipe.zadd(idx, {r.key: r.created_at})
             pipe.pexpireat(idx, drop)
-            pipe.set(f"{base}sp:{r.public_id}:{r.user_id}", r.key, pxat=drop)
+            pipe.set(keys.public_link(base, r.public_id, r.user_id), r.key, pxat=drop)
         pipe.execute()
 
 

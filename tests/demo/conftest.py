@@ -106,7 +106,7 @@ def count_sessions(app: Flask) -> int:
             return int(conn.execute(count).scalar_one())
     assert isinstance(store, RedisStore)
     # Every session hash is `<prefix>{<tag>}:s:<key>`; on a cluster, on any node.
-    return len(store._scan(f"{store.prefix}*:s:*"))
+    return len(store.scan_keys(f"{store.prefix}*:s:*"))
 
 
 def forget_expired(app: Flask) -> None:
@@ -126,7 +126,7 @@ def forget_expired(app: Flask) -> None:
         return
     assert isinstance(store, RedisStore)
     client = store.client
-    for name in store._scan(f"{store.prefix}*:s:*"):
+    for name in store.scan_keys(f"{store.prefix}*:s:*"):
         drop_at = client.hget(name, "drop_at")
         if drop_at is not None and float(drop_at) <= now:
             client.delete(name)

@@ -1,16 +1,19 @@
-"""Redis-only guarantees: key layout, cluster safety, bounded indexes."""
+"""Redis-only guarantees: key layout, cluster safety, bounded indexes, the Lua
+scripts, one command per request."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from flask_signoff.exceptions import StoreError, StoreUnavailable
 from flask_signoff.stores import open_store
-from flask_signoff.stores.redis import RedisStore
-from tests.servers import RedisServer
+from flask_signoff.stores.redis import RedisStore, lua
+from flask_signoff.stores.redis.connection import guarded
+from tests.servers import RedisCluster, RedisServer
 from tests.stores.test_conformance import make_family, make_session, new_key, tagging
 
 
@@ -90,32 +93,53 @@ def test_purge_has_nothing_to_do(store: RedisStore) -> None:
         "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is no.",
     ],
 )
-def test_a_server_that_refuses_writes_is_unavailable(
-    store: RedisStore, reply: str
-) -> None:
+def test_a_server_that_refuses_writes_is_unavailable(reply: str) -> None:
     import redis.exceptions
 
     def refuse() -> None:
         raise redis.exceptions.ResponseError(reply)
 
-    with pytest.raises(StoreUnavailable):
-        store._guard(refuse)
+    # Every store call goes through `guarded`: the one translation of errors.
+    with pytest.raises(StoreUnavailable) as refused:
+        guarded(refuse, "redis-cluster", "bump_epoch")
+    assert refused.value.backend == "redis-cluster"
+    assert refused.value.operation == "bump_epoch"
+
+
+def test_a_server_short_of_replicas_is_unavailable(
+    store: RedisStore, redis_server: RedisServer
+) -> None:
+    # The same, from a real server: it refuses every write with NOREPLICAS.
+    record = make_session(time.time())
+    redis_server.command("CONFIG", "SET", "min-replicas-to-write", "1")
+    try:
+        with pytest.raises(StoreUnavailable, match="NOREPLICAS") as refused:
+            store.create_session(record)
+        with pytest.raises(StoreUnavailable):
+            store.bump_epoch("alice")
+    finally:
+        redis_server.command("CONFIG", "SET", "min-replicas-to-write", "0")
+    assert refused.value.backend == "redis"
+    assert refused.value.operation == "create_session"
 
 
 def test_out_of_memory_is_unavailable_and_other_errors_are_not(
     store: RedisStore, redis_server: RedisServer
 ) -> None:
     now = time.time()
-    store.create_session(make_session(now))
+    record = make_session(now)
+    store.create_session(record)
     redis_server.command("CONFIG", "SET", "maxmemory", "1")
     try:
         with pytest.raises(StoreUnavailable):
             store.bump_epoch("alice")
     finally:
         redis_server.command("CONFIG", "SET", "maxmemory", "0")
-    store.client.set(f"{store.prefix}plain", "x")
+    # A session that is not a hash: the server answers WRONGTYPE, a fault of
+    # the data, not an outage.
+    store.client.set(store.keys.session(record.key), "x")
     with pytest.raises(StoreError) as refused:
-        store._guard(lambda: store.client.hgetall(f"{store.prefix}plain"))
+        store.get_session(record.key)
     assert not isinstance(refused.value, StoreUnavailable)
 
 
@@ -137,3 +161,104 @@ def test_records_written_before_auth_stamps_read_as_bound_to_none(
     listed = store.get_family(family.family_id, "alice")
     assert listed is not None
     assert listed.auth_stamp == ""
+
+
+# -- the Lua scripts ------------------------------------------------------------
+
+
+def test_every_script_has_its_file_and_every_file_is_a_script() -> None:
+    from importlib import resources
+
+    folder = resources.files("flask_signoff.stores.redis") / "scripts"
+    shipped = {p.name for p in folder.iterdir() if p.name.endswith(".lua")}
+    assert shipped == {f"{name}.lua" for name in lua.NAMES} | {"lib.lua"}
+    for name in lua.NAMES:
+        header = [line for line in lua.read(name).splitlines() if line.startswith("--")]
+        # The header says what the script is given.
+        assert any(line.startswith("-- KEYS[1]") for line in header), name
+        assert any(line.startswith("-- ARGV[1]") for line in header), name
+
+
+def test_every_script_compiles_on_the_server(store: RedisStore) -> None:
+    # SCRIPT LOAD compiles the script: a syntax error is an error reply.
+    for name, script in lua.register(store.client).items():
+        assert store.client.script_load(lua.source(name)) == script.sha, name
+
+
+def test_scripts_are_registered_once_per_client(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import redis
+
+    registered: list[str] = []
+    register = redis.Redis.register_script
+
+    def counted(client: redis.Redis, script: str) -> object:
+        registered.append(script)
+        return register(client, script)
+
+    monkeypatch.setattr(redis.Redis, "register_script", counted)
+    store = open_store(redis_server.url, {"key_prefix": f"r{time.monotonic_ns()}:"})
+    with tagging(store):
+        for _ in range(3):
+            record = make_session(time.time())
+            store.create_session(record)
+            store.touch_session(record.key, time.time(), record.drop_at)
+            store.delete_session(record.key)
+        assert len(registered) == len(lua.NAMES)
+        store.close()
+        store.delete_session(record.key)  # a new client, registered again
+        assert len(registered) == 2 * len(lua.NAMES)
+    store.close()
+
+
+# -- round trips ----------------------------------------------------------------
+
+
+@pytest.fixture(params=["redis_server", "redis_cluster"])
+def either(request: pytest.FixtureRequest) -> Iterator[RedisStore]:
+    server: RedisServer | RedisCluster = request.getfixturevalue(request.param)
+    s = open_store(server.url, {"key_prefix": f"r{time.monotonic_ns()}:"})
+    assert isinstance(s, RedisStore)
+    with tagging(s):
+        yield s
+    s.close()
+
+
+def test_a_request_costs_one_command(
+    either: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = either
+    now = time.time()
+    record = make_session(now)
+    store.create_session(record)
+    family, token = make_family(now)
+    store.create_family(family, token)
+    sent: list[str] = []
+    send = store.client.execute_command
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        sent.append(str(args[0]))
+        return send(*args, **kwargs)
+
+    monkeypatch.setattr(store.client, "execute_command", counted)
+
+    def commands(call: Callable[[], object]) -> list[str]:
+        call()  # the first call of a script on a server may load it
+        sent.clear()
+        call()
+        return list(sent)
+
+    # A cookie: one read, found or not; a Bearer token: one read.
+    assert commands(lambda: store.get_session(record.key)) == ["HGETALL"]
+    assert commands(lambda: store.get_session(new_key("alice"))) == ["HGETALL"]
+    check = commands(lambda: store.access_state("alice", family.family_id, now))
+    assert check == ["MGET"]
+    # A save or a touch: one script.
+    assert commands(lambda: store.update_session(record)) == ["EVALSHA"]
+    assert commands(lambda: store.touch_session(record.key, now, now + 60)) == [
+        "EVALSHA"
+    ]
+    # A refresh token: one read, one compare-and-set.
+    assert commands(lambda: store.get_refresh(token.key)) == ["HGETALL"]
+    assert commands(lambda: store.spend_refresh(token.key, now)) == ["EVALSHA"]
