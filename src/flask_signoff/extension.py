@@ -36,9 +36,9 @@ from .authorization import (
 from .config import Settings, set_defaults
 from .core.clock import Clock, system_clock
 from .core.records import SessionRecord
-from .core.sessions import SessionLifecycle, SessionPolicy
+from .core.sessions import SessionLifecycle
 from .core.store import Store
-from .core.throttle import Attempt, Outcome, Throttle, ThrottlePolicy
+from .core.throttle import Attempt, Outcome, Throttle
 from .core.tokens import RevokeOutcome, TokenPair
 from .exceptions import (
     ConfigError,
@@ -101,27 +101,8 @@ class SignoffState:
         self.settings = settings
         self.store = store
         self.clock = clock
-        self.lifecycle = SessionLifecycle(
-            store,
-            SessionPolicy(
-                idle_timeout=settings.idle_timeout,
-                absolute_timeout=settings.absolute_timeout,
-                remember_duration=settings.remember_duration,
-                fresh_for=settings.fresh_for,
-                touch_interval=settings.touch_interval,
-                max_sessions_per_user=settings.max_sessions_per_user,
-            ),
-            clock,
-        )
-        self.throttle = Throttle(
-            store,
-            ThrottlePolicy(
-                account_limit=settings.throttle_account_limit,
-                ip_limit=settings.throttle_ip_limit,
-                window=settings.throttle_window,
-            ),
-            clock,
-        )
+        self.lifecycle = SessionLifecycle(store, settings.session_policy, clock)
+        self.throttle = Throttle(store, settings.throttle_policy, clock)
         self.interface = SignoffSessionInterface(self)
         #: Set by :meth:`Signoff.init_app` once the state is registered.
         self.tokens: TokenService
@@ -317,7 +298,7 @@ class Signoff:
                 "SIGNOFF_COOKIE_SECURE is off: the session cookie will be sent "
                 "over plain http. Only do this for local development."
             )
-        unnamed = _default_jwt_names(app.config)
+        unnamed = settings.jwt_names_defaulted
         if unnamed and not app.debug and not app.testing:
             keys = " and ".join(unnamed)
             logger.warning(
@@ -898,12 +879,6 @@ def _check_at_start(store: Store, *, close: bool) -> bool:
     for warning in warnings:
         logger.warning(warning)
     return True
-
-
-def _default_jwt_names(config: t.Mapping[str, t.Any]) -> dict[str, str]:
-    """The JWT settings left to default to the import name, with their claim."""
-    claims = {"SIGNOFF_JWT_ISSUER": "issuer", "SIGNOFF_JWT_AUDIENCE": "audience"}
-    return {key: claim for key, claim in claims.items() if not config.get(key)}
 
 
 def _current_path() -> str:

@@ -17,6 +17,7 @@ JSON body and ``Cache-Control: no-store``.
 from __future__ import annotations
 
 import functools
+import threading
 import typing as t
 from collections.abc import Callable, Mapping
 
@@ -24,16 +25,18 @@ from flask import Flask, Response, current_app, g
 
 from .authorization import MAX_AUTHORIZATION_LENGTH as MAX_AUTHORIZATION_LENGTH
 from .authorization import BearerToken, MalformedBearer, request_authorization
-from .config import string_list
+from .config import Settings
 from .core.access import AccessClaims
 from .core.keys import JWTKey, KeySet
-from .core.tokens import TokenLifecycle, TokenPolicy
+from .core.tokens import TokenLifecycle
 from .exceptions import ConfigError, InvalidToken, TokenError
 
 F = t.TypeVar("F", bound=Callable[..., t.Any])
 
 
-def build_keys(config: Mapping[str, t.Any], algorithm: str) -> KeySet | None:
+def build_keys(
+    settings: Settings, secret_key: t.Any, secret_key_fallbacks: t.Any
+) -> KeySet | None:
     """The key set for access tokens, or ``None`` if ``SECRET_KEY`` is not set yet.
 
     In order of precedence: ``SIGNOFF_JWT_PRIVATE_KEY`` (asymmetric; older
@@ -42,78 +45,71 @@ def build_keys(config: Mapping[str, t.Any], algorithm: str) -> KeySet | None:
     ``SIGNOFF_JWT_SECRET_KEY_FALLBACKS``), else a labelled subkey of
     ``SECRET_KEY`` and of each of Flask's ``SECRET_KEY_FALLBACKS``.
     """
-    private = config.get("SIGNOFF_JWT_PRIVATE_KEY")
-    if private:
+    algorithm = settings.jwt_algorithm
+    if settings.jwt_private_key is not None:
         older = [
             JWTKey.asymmetric(algorithm, public_key=pem)
-            for pem in string_list(config, "SIGNOFF_JWT_PUBLIC_KEYS")
+            for pem in settings.jwt_public_keys
         ]
-        return KeySet([*older, JWTKey.asymmetric(algorithm, private_key=private)])
-    explicit = config.get("SIGNOFF_JWT_SECRET_KEY")
-    if explicit:
-        if explicit == config.get("SECRET_KEY"):
+        newest = JWTKey.asymmetric(algorithm, private_key=settings.jwt_private_key)
+        return KeySet([*older, newest])
+    explicit = settings.jwt_secret_key
+    if explicit is not None:
+        if explicit == secret_key:
             raise ConfigError(
                 "SIGNOFF_JWT_SECRET_KEY",
                 "<the SECRET_KEY>",
                 "a key of its own, or unset to derive one from SECRET_KEY",
             )
-        fallbacks = config.get("SIGNOFF_JWT_SECRET_KEY_FALLBACKS") or []
-        return KeySet(
-            JWTKey.hmac(k, algorithm=algorithm) for k in [*fallbacks, explicit]
-        )
-    secret_key = config.get("SECRET_KEY")
+        keys = [*settings.jwt_secret_key_fallbacks, explicit]
+        return KeySet(JWTKey.hmac(k, algorithm=algorithm) for k in keys)
     if not secret_key:
         return None
-    fallbacks = config.get("SECRET_KEY_FALLBACKS") or []
+    fallbacks = secret_key_fallbacks or []
     return KeySet.from_secret_keys([*fallbacks, secret_key], algorithm=algorithm)
 
 
-#: The settings the key set is built from.
-_KEY_SETTINGS = (
-    "SECRET_KEY",
-    "SECRET_KEY_FALLBACKS",
-    "SIGNOFF_JWT_SECRET_KEY",
-    "SIGNOFF_JWT_SECRET_KEY_FALLBACKS",
-    "SIGNOFF_JWT_PRIVATE_KEY",
-    "SIGNOFF_JWT_PUBLIC_KEYS",
-)
-
-
 class TokenService:
-    """The token lifecycle of one app, built when its keys are known."""
+    """The token lifecycle of one app; its keys are read once.
+
+    At ``init_app`` if they are known then; else (``SECRET_KEY`` set later,
+    by an app factory or a test) at the first token operation that finds
+    them. Changing ``SECRET_KEY``, ``SECRET_KEY_FALLBACKS`` or a
+    ``SIGNOFF_JWT_*`` key afterwards changes nothing until the app restarts,
+    which is how keys are rotated anyway; so no request pays for comparing
+    the config with what was read.
+    """
 
     def __init__(self, app: Flask) -> None:
         from .extension import get_state
 
         state = get_state(app)
         self._state = state
-        settings = state.settings
-        self.policy = TokenPolicy(
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            access_ttl=int(settings.access_token_ttl),
-            refresh_ttl=settings.refresh_token_ttl,
-            refresh_grace=settings.refresh_grace,
-            leeway=settings.token_leeway,
-        )
+        self.policy = state.settings.token_policy
         self._config = app.config
         self._lifecycle: TokenLifecycle | None = None
-        self._lifecycle_for: object = None
+        self._lock = threading.Lock()
         # Validate what can be validated now; SECRET_KEY may come later.
         self.lifecycle_or_none()
 
     def lifecycle_or_none(self) -> TokenLifecycle | None:
-        # Rebuilt if SECRET_KEY (or a key setting) changes after init_app.
-        fingerprint = tuple(self._config.get(k) for k in _KEY_SETTINGS)
-        if self._lifecycle is None or fingerprint != self._lifecycle_for:
-            keys = build_keys(self._config, self._state.settings.jwt_algorithm)
-            if keys is None:
-                return None
-            self._lifecycle = TokenLifecycle(
-                self._state.store, keys, self.policy, self._state.clock
-            )
-            self._lifecycle_for = fingerprint
-        return self._lifecycle
+        """The lifecycle, or ``None`` while no key is known."""
+        lifecycle = self._lifecycle
+        if lifecycle is not None:
+            return lifecycle
+        with self._lock:
+            if self._lifecycle is None:
+                keys = build_keys(
+                    self._state.settings,
+                    self._config.get("SECRET_KEY"),
+                    self._config.get("SECRET_KEY_FALLBACKS"),
+                )
+                if keys is None:
+                    return None
+                self._lifecycle = TokenLifecycle(
+                    self._state.store, keys, self.policy, self._state.clock
+                )
+            return self._lifecycle
 
     @property
     def lifecycle(self) -> TokenLifecycle:
