@@ -14,7 +14,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from .exceptions import ConfigError, StoreUnavailable
-from .extension import get_state
+from .state import get_state
 from .stores import redact_url
 
 signoff_cli = AppGroup("signoff", help="Sessions and tokens of Flask-Signoff.")

@@ -241,6 +241,28 @@ class Settings:
     #: Lifetimes, issuer and audience of API tokens.
     token_policy: TokenPolicy
 
+    def warnings(self, import_name: str) -> list[str]:
+        """What is unsafe outside development in these settings: logged by
+        ``init_app`` unless the app is in debug or testing mode."""
+        found = []
+        if not self.cookie_secure:
+            found.append(
+                "SIGNOFF_COOKIE_SECURE is off: the session cookie will be sent "
+                "over plain http. Only do this for local development."
+            )
+        unnamed = self.jwt_names_defaulted
+        if unnamed:
+            keys = " and ".join(unnamed)
+            found.append(
+                f"{keys} {'are' if len(unnamed) > 1 else 'is'} not set: access "
+                f"tokens carry the app's import name {import_name!r} as their "
+                f"{' and '.join(unnamed.values())}, so the tokens of two apps "
+                "with that import name and a shared signing key would be "
+                f"accepted by each other. Set {keys} to a name of this "
+                "deployment (its URL, say)."
+            )
+        return found
+
     @property
     def touch_interval(self) -> float:
         """``SIGNOFF_TOUCH_INTERVAL`` as it applies: capped by the core's rule
