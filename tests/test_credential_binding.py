@@ -62,7 +62,7 @@ def app(db_path: Path, clock: FrozenClock, stamps: dict[str, str]) -> Flask:
         value = (request.get_json(silent=True) or {}).get("refresh_token")
         if not value:
             raise InvalidRequest("refresh_token is required.")
-        return token_response(signoff.refresh(value).as_dict())
+        return token_response(signoff.refresh_tokens(value).as_dict())
 
     @app.get("/api/me")
     @login_required
@@ -263,7 +263,7 @@ def plain_app(db_path: Path, clock: FrozenClock) -> Flask:
     @app.post("/api/refresh")
     def refresh() -> Any:
         value = (request.get_json(silent=True) or {}).get("refresh_token", "")
-        return token_response(signoff.refresh(value).as_dict())
+        return token_response(signoff.refresh_tokens(value).as_dict())
 
     @app.get("/api/me")
     @login_required

@@ -34,7 +34,7 @@ def add_api(app: Flask) -> None:
         value = (request.get_json(silent=True) or {}).get("refresh_token")
         if not value:
             raise InvalidRequest("refresh_token is required.")
-        return token_response(signoff.refresh(value).as_dict())
+        return token_response(signoff.refresh_tokens(value).as_dict())
 
     @app.post("/api/token/revoke")
     def revoke() -> Any:

@@ -67,7 +67,9 @@ def token() -> Response:
 
 @bp.post("/token/refresh")
 def refresh() -> Response:
-    return token_response(_signoff().refresh(_json_field("refresh_token")).as_dict())
+    return token_response(
+        _signoff().refresh_tokens(_json_field("refresh_token")).as_dict()
+    )
 
 
 @bp.post("/token/revoke")

@@ -404,8 +404,8 @@ class Signoff:
         auth_stamp = state.stamps.digest(user_id, user) if user is not None else ""
         return state.tokens.lifecycle.issue(user_id, client_id, auth_stamp=auth_stamp)
 
-    def refresh(self, refresh_token: str) -> TokenPair:
-        """Spend a refresh token for a new pair.
+    def refresh_tokens(self, refresh_token: str) -> TokenPair:
+        """Spend a refresh token for a new pair (RFC 6749, section 6).
 
         The family's user is loaded through the ``user_loader``: if it is
         gone, or its security stamp changed since the sign-in, the family is
@@ -415,6 +415,10 @@ class Signoff:
             user gone or with changed credentials; a spent one presented
             after ``SIGNOFF_REFRESH_GRACE`` also revokes its whole family
             (:class:`~flask_signoff.RefreshTokenReused`).
+
+        .. versionchanged:: 0.1
+           Was ``refresh``, which read like Flask-Login's "refresh" (sign in
+           again: :meth:`needs_refresh`, ``refresh_view``).
         """
         return get_state().tokens.lifecycle.refresh(
             refresh_token, check_user=self._family_user_matches
