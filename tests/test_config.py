@@ -224,3 +224,13 @@ def test_jwt_key_settings_are_checked_at_init_app(
         build(tmp_path, **{key: value})
     assert key in str(info.value)
     assert expected in str(info.value)
+
+
+def test_jwt_keys_stay_out_of_the_settings_repr(tmp_path: Path) -> None:
+    key, old = "k" * 32 + "-current", "m" * 32 + "-old"
+    app = build(
+        tmp_path, SIGNOFF_JWT_SECRET_KEY=key, SIGNOFF_JWT_SECRET_KEY_FALLBACKS=[old]
+    )
+    shown = repr(get_state(app).settings)
+    assert key not in shown
+    assert old not in shown

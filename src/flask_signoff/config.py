@@ -223,12 +223,13 @@ class Settings:
     throttle_window: float
     #: Start on a Redis that may evict keys (or whose policy is hidden).
     redis_allow_eviction: bool
+    # The keys are kept out of repr(): settings may end up in a log.
     #: ``SIGNOFF_JWT_SECRET_KEY``: the HMAC key of access tokens, if explicit.
-    jwt_secret_key: str | bytes | None
+    jwt_secret_key: str | bytes | None = dataclasses.field(repr=False)
     #: ``SIGNOFF_JWT_SECRET_KEY_FALLBACKS``: older HMAC keys, oldest first.
-    jwt_secret_key_fallbacks: tuple[str | bytes, ...]
+    jwt_secret_key_fallbacks: tuple[str | bytes, ...] = dataclasses.field(repr=False)
     #: ``SIGNOFF_JWT_PRIVATE_KEY``: the signing key of asymmetric algorithms.
-    jwt_private_key: Any
+    jwt_private_key: Any = dataclasses.field(repr=False)
     #: ``SIGNOFF_JWT_PUBLIC_KEYS``: older public keys, oldest first.
     jwt_public_keys: tuple[Any, ...]
     #: The JWT settings left to default to the import name, with their

@@ -67,6 +67,8 @@ from .session_interface import (
 from .signals import user_needs_refresh, user_unauthorized
 from .stamps import StampBinding
 from .state import SignoffState, check_store_at_start
+
+# Also importable from here, where apps and tests have long found it.
 from .state import get_state as get_state
 from .stores import open_store
 
