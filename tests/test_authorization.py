@@ -25,7 +25,7 @@ from flask_signoff.authorization import (
 from flask_signoff.core.access import AccessTokenCodec
 from flask_signoff.core.ids import new_secret, random_tag
 from flask_signoff.core.keys import KeySet
-from flask_signoff.extension import get_state
+from flask_signoff.responses import wants_json
 
 #: Credentials a browser keeps and sends by itself on every request to the
 #: site: a staging gate's Basic, an intranet's Kerberos or NTLM; and a header
@@ -170,7 +170,7 @@ def test_a_browser_behind_http_authentication_still_wants_html(
     assert r.status_code == 302
     assert r.location == "/public?next=%2Fme"
     with app.test_request_context(headers={"Authorization": header}):
-        assert not get_state(app).wants_json()
+        assert not wants_json()
 
 
 @pytest.mark.parametrize("header", ["Bearer x", "Bearer", "Bearer a b"])
@@ -183,4 +183,4 @@ def test_a_bearer_client_gets_json(app: Flask, header: str) -> None:
     assert r.json["error"] == "invalid_token"
     assert r.headers["WWW-Authenticate"].startswith('Bearer error="invalid_token"')
     with app.test_request_context(headers={"Authorization": header}):
-        assert get_state(app).wants_json()
+        assert wants_json()

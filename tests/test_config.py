@@ -207,3 +207,30 @@ def test_unknown_store_scheme_fails_at_init_app_listing_the_known_ones(
     for scheme in ("sqlite://", "postgresql://", "redis://", "redis+cluster://"):
         assert scheme in message
     assert "hunter2" not in message
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("SIGNOFF_JWT_SECRET_KEY_FALLBACKS", 5, "a list of keys"),
+        ("SIGNOFF_JWT_PUBLIC_KEYS", 5, "a list of keys"),
+        ("SIGNOFF_JWT_SECRET_KEY", 5, "a string or bytes"),
+    ],
+)
+def test_jwt_key_settings_are_checked_at_init_app(
+    tmp_path: Path, key: str, value: Any, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        build(tmp_path, **{key: value})
+    assert key in str(info.value)
+    assert expected in str(info.value)
+
+
+def test_jwt_keys_stay_out_of_the_settings_repr(tmp_path: Path) -> None:
+    key, old = "k" * 32 + "-current", "m" * 32 + "-old"
+    app = build(
+        tmp_path, SIGNOFF_JWT_SECRET_KEY=key, SIGNOFF_JWT_SECRET_KEY_FALLBACKS=[old]
+    )
+    shown = repr(get_state(app).settings)
+    assert key not in shown
+    assert old not in shown

@@ -12,9 +12,9 @@ from flask.testing import FlaskClient
 
 from apps import SECRET, User, count_rows, make_app
 from flask_signoff import FrozenClock, current_user, login_required, login_user
+from flask_signoff.bearer import current_token, token_response
 from flask_signoff.exceptions import InvalidRequest
 from flask_signoff.stamps import security_stamp
-from flask_signoff.tokens import current_token, token_response
 
 COOKIE = "session"
 
@@ -62,7 +62,7 @@ def app(db_path: Path, clock: FrozenClock, stamps: dict[str, str]) -> Flask:
         value = (request.get_json(silent=True) or {}).get("refresh_token")
         if not value:
             raise InvalidRequest("refresh_token is required.")
-        return token_response(signoff.refresh(value).as_dict())
+        return token_response(signoff.refresh_tokens(value).as_dict())
 
     @app.get("/api/me")
     @login_required
@@ -263,7 +263,7 @@ def plain_app(db_path: Path, clock: FrozenClock) -> Flask:
     @app.post("/api/refresh")
     def refresh() -> Any:
         value = (request.get_json(silent=True) or {}).get("refresh_token", "")
-        return token_response(signoff.refresh(value).as_dict())
+        return token_response(signoff.refresh_tokens(value).as_dict())
 
     @app.get("/api/me")
     @login_required

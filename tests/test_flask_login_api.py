@@ -369,3 +369,38 @@ def test_is_safe_redirect(target: str | None, safe: bool) -> None:
     assert flask_signoff.safe_redirect_target(target, "/home") == (
         target if safe else "/home"
     )
+
+
+#: What code imports from ``flask_login.utils`` (Flask-Login 0.6), besides
+#: ``flask_login`` itself; ``_get_user`` is private there but widely used.
+FLASK_LOGIN_06_UTILS = {
+    "_get_user",
+    "_user_context_processor",
+    "confirm_login",
+    "current_user",
+    "decode_cookie",
+    "encode_cookie",
+    "expand_login_view",
+    "fresh_login_required",
+    "login_fresh",
+    "login_remembered",
+    "login_required",
+    "login_url",
+    "login_user",
+    "logout_user",
+    "make_next_param",
+    "set_login_view",
+}
+
+
+def test_flask_login_utils_names_are_in_utils(app: Flask) -> None:
+    import flask_signoff.utils as utils
+
+    assert {n for n in FLASK_LOGIN_06_UTILS if not hasattr(utils, n)} == set()
+    assert utils.current_user is current_user
+    assert utils.login_user is login_user
+    with app.test_request_context():
+        assert utils._get_user() is current_user._get_current_object()
+        assert utils._user_context_processor() == {
+            "current_user": current_user._get_current_object()
+        }

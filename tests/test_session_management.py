@@ -138,7 +138,7 @@ def test_revoke_others_ends_every_other_client_and_says_so(app: Flask) -> None:
         with pytest.raises(TokenError):
             lifecycle.verify(pair.access_token)
         with pytest.raises(InvalidGrant):
-            signoff.refresh(pair.refresh_token)
+            signoff.refresh_tokens(pair.refresh_token)
         assert lifecycle.verify(bob_pair.access_token).subject == "bob"
     assert here.get("/me").json == {"user": "alice"}
     # This session moved to a new id: a copy of its cookie is another client.

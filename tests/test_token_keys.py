@@ -155,3 +155,103 @@ def test_secret_key_set_after_init_app(tmp_path: Path, clock: FrozenClock) -> No
     app.secret_key = SECRET
     assert get_state(app).tokens.lifecycle_or_none() is not None
     assert status(app, issue(app)) == 200
+
+
+# -- keys from the environment, read once ---------------------------------------
+
+
+def _env_app(
+    tmp_path: Path, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch, **env: str
+) -> Flask:
+    """An app configured as a deployment is: ``from_prefixed_env()``."""
+    for key, value in env.items():
+        monkeypatch.setenv(f"FLASK_{key}", value)
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=SECRET,
+        TESTING=True,
+        SIGNOFF_STORE_URL=f"sqlite:///{tmp_path}/s.db",
+        SIGNOFF_COOKIE_SECURE=False,
+    )
+    app.config.from_prefixed_env()
+    signoff = Signoff(app, clock=clock)
+    signoff.user_loader(User)
+
+    @app.get("/me")
+    @login_required
+    def me() -> Any:
+        return jsonify(user=current_user.get_id())
+
+    return app
+
+
+def test_jwt_key_fallbacks_from_the_environment_are_a_list(
+    tmp_path: Path, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # FLASK_SIGNOFF_JWT_SECRET_KEY_FALLBACKS=<key>,<key> is not JSON, so it
+    # arrives as one string: a list of keys, never a list of characters.
+    first, second, third = "k" * 32, "m" * 32, "n" * 32
+    old = _env_app(tmp_path, clock, monkeypatch, SIGNOFF_JWT_SECRET_KEY=first)
+    token = issue(old)
+    rotated = _env_app(
+        tmp_path,
+        clock,
+        monkeypatch,
+        SIGNOFF_JWT_SECRET_KEY=third,
+        SIGNOFF_JWT_SECRET_KEY_FALLBACKS=f"{first}, {second}",
+    )
+    assert status(rotated, token) == 200
+    assert status(rotated, issue(rotated)) == 200
+
+
+def test_jwt_public_keys_from_the_environment_are_whole_pems(
+    tmp_path: Path, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A PEM has spaces and newlines: split into words it is no key at all.
+    first, second, newest = private_pem(), private_pem(), private_pem()
+    tokens = []
+    for private in (first, second):
+        monkeypatch.setenv("FLASK_SIGNOFF_JWT_PUBLIC_KEYS", "[]")
+        app = _env_app(
+            tmp_path,
+            clock,
+            monkeypatch,
+            SIGNOFF_JWT_ALGORITHM="EdDSA",
+            SIGNOFF_JWT_PRIVATE_KEY=private,
+        )
+        tokens.append(issue(app))
+    one = _env_app(
+        tmp_path,
+        clock,
+        monkeypatch,
+        SIGNOFF_JWT_ALGORITHM="EdDSA",
+        SIGNOFF_JWT_PRIVATE_KEY=newest,
+        SIGNOFF_JWT_PUBLIC_KEYS=public_pem(second),
+    )
+    assert [status(one, token) for token in tokens] == [401, 200]
+    both = _env_app(
+        tmp_path,
+        clock,
+        monkeypatch,
+        SIGNOFF_JWT_ALGORITHM="EdDSA",
+        SIGNOFF_JWT_PRIVATE_KEY=newest,
+        SIGNOFF_JWT_PUBLIC_KEYS=public_pem(first) + public_pem(second),
+    )
+    assert [status(both, token) for token in tokens] == [200, 200]
+
+
+def test_the_key_set_is_read_once(db_path: Path, clock: FrozenClock) -> None:
+    # Keys are read at init_app (or at the first token once SECRET_KEY is
+    # set): changing the config of a running app does not change them, and
+    # no request pays for comparing the config with what was read.
+    app = make_app(db_path, clock)
+    token = issue(app)
+    assert status(app, token) == 200
+    app.config["SECRET_KEY"] = "a brand new secret key, long enough for anyone"
+    assert status(app, token) == 200
+    later = issue(app)
+    assert (
+        jwt.get_unverified_header(later)["kid"]
+        == (jwt.get_unverified_header(token)["kid"])
+    )
+    assert status(app, later) == 200

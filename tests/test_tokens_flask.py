@@ -13,9 +13,9 @@ from flask import Flask, jsonify, request
 
 from apps import count_rows, make_app
 from flask_signoff import FrozenClock, current_user, login_required, logout_user
+from flask_signoff.bearer import current_token, token_required, token_response
 from flask_signoff.core.ids import new_secret, random_tag
 from flask_signoff.exceptions import InvalidRequest
-from flask_signoff.tokens import current_token, token_required, token_response
 
 
 def add_api(app: Flask) -> None:
@@ -34,7 +34,7 @@ def add_api(app: Flask) -> None:
         value = (request.get_json(silent=True) or {}).get("refresh_token")
         if not value:
             raise InvalidRequest("refresh_token is required.")
-        return token_response(signoff.refresh(value).as_dict())
+        return token_response(signoff.refresh_tokens(value).as_dict())
 
     @app.post("/api/token/revoke")
     def revoke() -> Any:

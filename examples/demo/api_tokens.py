@@ -22,7 +22,7 @@ from flask import Blueprint, current_app, request
 from werkzeug.wrappers import Response
 
 from flask_signoff import InvalidRequest, csrf_exempt, logout_user
-from flask_signoff.tokens import json_response, token_required, token_response
+from flask_signoff.bearer import json_response, token_required, token_response
 
 if t.TYPE_CHECKING:
     from flask_signoff import Signoff
@@ -79,7 +79,9 @@ def token() -> Response:
 
 @bp.post("/token/refresh")
 def refresh() -> Response:
-    return token_response(_signoff().refresh(_json_field("refresh_token")).as_dict())
+    return token_response(
+        _signoff().refresh_tokens(_json_field("refresh_token")).as_dict()
+    )
 
 
 @bp.post("/token/revoke")

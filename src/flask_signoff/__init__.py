@@ -7,6 +7,14 @@ The public API is Flask-Login's, so migrating is an import change::
 
 from __future__ import annotations
 
+from .authorization import AUTH_HEADER_NAME as AUTH_HEADER_NAME
+from .compat import ID_ATTRIBUTE as ID_ATTRIBUTE
+from .compat import LOGIN_MESSAGE as LOGIN_MESSAGE
+from .compat import LOGIN_MESSAGE_CATEGORY as LOGIN_MESSAGE_CATEGORY
+from .compat import REFRESH_MESSAGE as REFRESH_MESSAGE
+from .compat import REFRESH_MESSAGE_CATEGORY as REFRESH_MESSAGE_CATEGORY
+from .compat import decode_cookie as decode_cookie
+from .compat import encode_cookie as encode_cookie
 from .core.clock import FrozenClock as FrozenClock
 from .csrf import csrf_exempt as csrf_exempt
 from .csrf import csrf_protect as csrf_protect
@@ -28,16 +36,23 @@ from .exceptions import TokenError as TokenError
 from .exceptions import TokenExpired as TokenExpired
 from .exceptions import TokenRevoked as TokenRevoked
 from .exceptions import TooManyAttempts as TooManyAttempts
-from .extension import AUTH_HEADER_NAME as AUTH_HEADER_NAME
-from .extension import ID_ATTRIBUTE as ID_ATTRIBUTE
-from .extension import LOGIN_MESSAGE as LOGIN_MESSAGE
-from .extension import LOGIN_MESSAGE_CATEGORY as LOGIN_MESSAGE_CATEGORY
-from .extension import REFRESH_MESSAGE as REFRESH_MESSAGE
-from .extension import REFRESH_MESSAGE_CATEGORY as REFRESH_MESSAGE_CATEGORY
 from .extension import LoginManager as LoginManager
 from .extension import Signoff as Signoff
+from .login import confirm_login as confirm_login
+from .login import current_user as current_user
+from .login import fresh_login_required as fresh_login_required
+from .login import login_fresh as login_fresh
+from .login import login_remembered as login_remembered
+from .login import login_required as login_required
+from .login import login_user as login_user
+from .login import logout_user as logout_user
 from .mixins import AnonymousUserMixin as AnonymousUserMixin
 from .mixins import UserMixin as UserMixin
+from .redirects import is_safe_redirect as is_safe_redirect
+from .redirects import login_url as login_url
+from .redirects import make_next_param as make_next_param
+from .redirects import safe_redirect_target as safe_redirect_target
+from .redirects import set_login_view as set_login_view
 from .signals import session_protected as session_protected
 from .signals import session_revoked as session_revoked
 from .signals import session_rotated as session_rotated
@@ -51,21 +66,6 @@ from .signals import user_needs_refresh as user_needs_refresh
 from .signals import user_signed_out_everywhere as user_signed_out_everywhere
 from .signals import user_unauthorized as user_unauthorized
 from .testing import FlaskLoginClient as FlaskLoginClient
-from .utils import confirm_login as confirm_login
-from .utils import current_user as current_user
-from .utils import decode_cookie as decode_cookie
-from .utils import encode_cookie as encode_cookie
-from .utils import fresh_login_required as fresh_login_required
-from .utils import is_safe_redirect as is_safe_redirect
-from .utils import login_fresh as login_fresh
-from .utils import login_remembered as login_remembered
-from .utils import login_required as login_required
-from .utils import login_url as login_url
-from .utils import login_user as login_user
-from .utils import logout_user as logout_user
-from .utils import make_next_param as make_next_param
-from .utils import safe_redirect_target as safe_redirect_target
-from .utils import set_login_view as set_login_view
 from .views import logout_blueprint as logout_blueprint
 from .views import logout_response as logout_response
 

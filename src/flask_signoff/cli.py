@@ -14,7 +14,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from .exceptions import ConfigError, StoreUnavailable
-from .extension import _default_jwt_names, get_state
+from .state import get_state
 from .stores import redact_url
 
 signoff_cli = AppGroup("signoff", help="Sessions and tokens of Flask-Signoff.")
@@ -137,7 +137,7 @@ def check(ctx: click.Context) -> None:
             "SIGNOFF_COOKIE_SECURE is off: the session cookie travels over "
             "plain http. Turn it on outside local development."
         )
-    unnamed = _default_jwt_names(current_app.config)
+    unnamed = settings.jwt_names_defaulted
     if unnamed:
         warnings.append(
             f"{' and '.join(unnamed)} default to the import name "

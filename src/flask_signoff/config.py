@@ -3,16 +3,27 @@
 :func:`Settings.from_config` reads an app's config at ``init_app`` and fails
 with a :class:`~flask_signoff.exceptions.ConfigError` that names the key, the
 value and what it expects. Values from ``app.config.from_prefixed_env()``
-(``FLASK_SIGNOFF_IDLE_TIMEOUT=2``) arrive already JSON-decoded and work as is.
+(``FLASK_SIGNOFF_IDLE_TIMEOUT=2``) arrive already JSON-decoded and work as is;
+a value that is not JSON arrives as a string, so every list setting also
+takes a string (:func:`string_list`, :func:`secret_list`, :func:`key_list`).
+
+Nothing reads a ``SIGNOFF_*`` key after ``init_app``: the rest of the
+extension reads :class:`Settings`, and the core's policies
+(:class:`~flask_signoff.core.sessions.SessionPolicy` ...) are built here,
+once, so each rule (the touch interval's cap, say) lives in the core alone.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+from .core.sessions import SessionPolicy
+from .core.throttle import ThrottlePolicy
+from .core.tokens import TokenPolicy
 from .exceptions import ConfigError
 
 #: Every setting with its default. ``None`` means "derived at init_app".
@@ -37,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "SIGNOFF_REFRESH_GRACE": dt.timedelta(seconds=5),
     "SIGNOFF_TOKEN_LEEWAY": 0,
     "SIGNOFF_JWT_SECRET_KEY": None,
+    "SIGNOFF_JWT_SECRET_KEY_FALLBACKS": [],
     "SIGNOFF_JWT_ALGORITHM": "HS256",
     "SIGNOFF_JWT_ISSUER": None,
     "SIGNOFF_JWT_AUDIENCE": None,
@@ -125,11 +137,62 @@ def string_list(config: Mapping[str, Any], key: str) -> tuple[str, ...]:
     raise ConfigError(key, value, "a list of strings")
 
 
+def secret(config: Mapping[str, Any], key: str) -> str | bytes | None:
+    """Read a secret key: a string or bytes; never shown in an error."""
+    value = config[key]
+    if value is None or isinstance(value, (str, bytes)):
+        return value or None
+    raise ConfigError(key, f"<{type(value).__name__}>", "a string or bytes")
+
+
+def secret_list(config: Mapping[str, Any], key: str) -> tuple[str | bytes, ...]:
+    """Read a list of secret keys, oldest first.
+
+    A string is split as :func:`string_list` splits it (on commas and
+    whitespace), never into characters: that is what
+    ``FLASK_SIGNOFF_JWT_SECRET_KEY_FALLBACKS=<old>,<older>`` gives.
+    """
+    value = config[key]
+    if isinstance(value, str):
+        value = [v for v in value.replace(",", " ").split() if v]
+    if isinstance(value, (list, tuple)) and all(
+        isinstance(v, (str, bytes)) and v for v in value
+    ):
+        return tuple(value)
+    raise ConfigError(key, f"<{type(value).__name__}>", "a list of keys, oldest first")
+
+
+#: One PEM block: ``-----BEGIN <label>-----`` ... ``-----END <label>-----``.
+_PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.DOTALL)
+
+
+def key_list(config: Mapping[str, Any], key: str) -> tuple[Any, ...]:
+    """Read a list of public keys, oldest first.
+
+    A string holds one or more PEM blocks, one key each (a PEM has spaces
+    and newlines, so it is split at its ``-----END ...-----`` lines, not on
+    whitespace); a string without one is a single key. Items of a list are
+    PEM strings or bytes, or ``cryptography`` key objects.
+    """
+    value = config[key]
+    if isinstance(value, (str, bytes)):
+        text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
+        blocks = [m.group(0) for m in _PEM.finditer(text)]
+        value = blocks or ([text.strip()] if text.strip() else [])
+    if isinstance(value, (list, tuple)) and all(v for v in value):
+        return tuple(value)
+    raise ConfigError(key, f"<{type(value).__name__}>", "a list of keys, oldest first")
+
+
 def mapping(config: Mapping[str, Any], key: str) -> dict[str, Any]:
     value = config[key]
     if isinstance(value, Mapping):
         return dict(value)
     raise ConfigError(key, value, "a dict")
+
+
+#: The claims whose settings default to the app's import name.
+_NAMED_CLAIMS = {"SIGNOFF_JWT_ISSUER": "issuer", "SIGNOFF_JWT_AUDIENCE": "audience"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,7 +205,6 @@ class Settings:
     absolute_timeout: float
     remember_duration: float
     fresh_for: float
-    touch_interval: float
     max_sessions_per_user: int | None
     cookie_secure: bool
     trusted_origins: tuple[str, ...]
@@ -161,6 +223,52 @@ class Settings:
     throttle_window: float
     #: Start on a Redis that may evict keys (or whose policy is hidden).
     redis_allow_eviction: bool
+    # The keys are kept out of repr(): settings may end up in a log.
+    #: ``SIGNOFF_JWT_SECRET_KEY``: the HMAC key of access tokens, if explicit.
+    jwt_secret_key: str | bytes | None = dataclasses.field(repr=False)
+    #: ``SIGNOFF_JWT_SECRET_KEY_FALLBACKS``: older HMAC keys, oldest first.
+    jwt_secret_key_fallbacks: tuple[str | bytes, ...] = dataclasses.field(repr=False)
+    #: ``SIGNOFF_JWT_PRIVATE_KEY``: the signing key of asymmetric algorithms.
+    jwt_private_key: Any = dataclasses.field(repr=False)
+    #: ``SIGNOFF_JWT_PUBLIC_KEYS``: older public keys, oldest first.
+    jwt_public_keys: tuple[Any, ...]
+    #: The JWT settings left to default to the import name, with their
+    #: claim (``{"SIGNOFF_JWT_ISSUER": "issuer"}``): warned about.
+    jwt_names_defaulted: dict[str, str]
+    #: The session rules of the core, built from the settings above.
+    session_policy: SessionPolicy
+    #: The throttling limits of the core.
+    throttle_policy: ThrottlePolicy
+    #: Lifetimes, issuer and audience of API tokens.
+    token_policy: TokenPolicy
+
+    def warnings(self, import_name: str) -> list[str]:
+        """What is unsafe outside development in these settings: logged by
+        ``init_app`` unless the app is in debug or testing mode."""
+        found = []
+        if not self.cookie_secure:
+            found.append(
+                "SIGNOFF_COOKIE_SECURE is off: the session cookie will be sent "
+                "over plain http. Only do this for local development."
+            )
+        unnamed = self.jwt_names_defaulted
+        if unnamed:
+            keys = " and ".join(unnamed)
+            found.append(
+                f"{keys} {'are' if len(unnamed) > 1 else 'is'} not set: access "
+                f"tokens carry the app's import name {import_name!r} as their "
+                f"{' and '.join(unnamed.values())}, so the tokens of two apps "
+                "with that import name and a shared signing key would be "
+                f"accepted by each other. Set {keys} to a name of this "
+                "deployment (its URL, say)."
+            )
+        return found
+
+    @property
+    def touch_interval(self) -> float:
+        """``SIGNOFF_TOUCH_INTERVAL`` as it applies: capped by the core's rule
+        (:attr:`~flask_signoff.core.sessions.SessionPolicy.effective_touch_interval`)."""
+        return self.session_policy.effective_touch_interval
 
     @classmethod
     def from_config(
@@ -182,31 +290,63 @@ class Settings:
                 "SIGNOFF_CLEAR_SITE_DATA", clear, "a header value such as '\"cache\"'"
             )
         logout_redirect = optional_str(config, "SIGNOFF_LOGOUT_REDIRECT") or "/"
-        return cls(
-            store_url=optional_str(config, "SIGNOFF_STORE_URL") or default_store_url,
-            store_options=options,
+        session_policy = SessionPolicy(
             idle_timeout=idle,
             absolute_timeout=duration(config, "SIGNOFF_ABSOLUTE_TIMEOUT"),
             remember_duration=duration(config, "SIGNOFF_REMEMBER_DURATION"),
             fresh_for=duration(config, "SIGNOFF_FRESH_FOR", allow_zero=True),
-            touch_interval=min(duration(config, "SIGNOFF_TOUCH_INTERVAL"), idle / 2),
+            touch_interval=duration(config, "SIGNOFF_TOUCH_INTERVAL"),
             max_sessions_per_user=optional_int(config, "SIGNOFF_MAX_SESSIONS_PER_USER"),
+        )
+        throttle_policy = ThrottlePolicy(
+            account_limit=optional_int(config, "SIGNOFF_THROTTLE_ACCOUNT_LIMIT"),
+            ip_limit=optional_int(config, "SIGNOFF_THROTTLE_IP_LIMIT"),
+            window=duration(config, "SIGNOFF_THROTTLE_WINDOW"),
+        )
+        defaulted = {k: c for k, c in _NAMED_CLAIMS.items() if not config.get(k)}
+        issuer = optional_str(config, "SIGNOFF_JWT_ISSUER") or import_name
+        audience = optional_str(config, "SIGNOFF_JWT_AUDIENCE") or import_name
+        access_ttl = duration(config, "SIGNOFF_ACCESS_TOKEN_TTL")
+        token_policy = TokenPolicy(
+            issuer=issuer,
+            audience=audience,
+            access_ttl=int(access_ttl),
+            refresh_ttl=duration(config, "SIGNOFF_REFRESH_TOKEN_TTL"),
+            refresh_grace=duration(config, "SIGNOFF_REFRESH_GRACE", allow_zero=True),
+            leeway=duration(config, "SIGNOFF_TOKEN_LEEWAY", allow_zero=True),
+        )
+        return cls(
+            store_url=optional_str(config, "SIGNOFF_STORE_URL") or default_store_url,
+            store_options=options,
+            idle_timeout=session_policy.idle_timeout,
+            absolute_timeout=session_policy.absolute_timeout,
+            remember_duration=session_policy.remember_duration,
+            fresh_for=session_policy.fresh_for,
+            max_sessions_per_user=session_policy.max_sessions_per_user,
             cookie_secure=boolean(config, "SIGNOFF_COOKIE_SECURE"),
             trusted_origins=string_list(config, "SIGNOFF_TRUSTED_ORIGINS"),
             clear_site_data=clear or None,
-            access_token_ttl=duration(config, "SIGNOFF_ACCESS_TOKEN_TTL"),
-            refresh_token_ttl=duration(config, "SIGNOFF_REFRESH_TOKEN_TTL"),
-            refresh_grace=duration(config, "SIGNOFF_REFRESH_GRACE", allow_zero=True),
-            token_leeway=duration(config, "SIGNOFF_TOKEN_LEEWAY", allow_zero=True),
+            access_token_ttl=access_ttl,
+            refresh_token_ttl=token_policy.refresh_ttl,
+            refresh_grace=token_policy.refresh_grace,
+            token_leeway=token_policy.leeway,
             jwt_algorithm=algorithm,
-            jwt_issuer=optional_str(config, "SIGNOFF_JWT_ISSUER") or import_name,
-            jwt_audience=optional_str(config, "SIGNOFF_JWT_AUDIENCE") or import_name,
+            jwt_issuer=issuer,
+            jwt_audience=audience,
             logout_redirect=logout_redirect,
             csrf_protect=boolean(config, "SIGNOFF_CSRF_PROTECT"),
-            throttle_account_limit=optional_int(
-                config, "SIGNOFF_THROTTLE_ACCOUNT_LIMIT"
-            ),
-            throttle_ip_limit=optional_int(config, "SIGNOFF_THROTTLE_IP_LIMIT"),
-            throttle_window=duration(config, "SIGNOFF_THROTTLE_WINDOW"),
+            throttle_account_limit=throttle_policy.account_limit,
+            throttle_ip_limit=throttle_policy.ip_limit,
+            throttle_window=throttle_policy.window,
             redis_allow_eviction=allow_eviction,
+            jwt_secret_key=secret(config, "SIGNOFF_JWT_SECRET_KEY"),
+            jwt_secret_key_fallbacks=secret_list(
+                config, "SIGNOFF_JWT_SECRET_KEY_FALLBACKS"
+            ),
+            jwt_private_key=config["SIGNOFF_JWT_PRIVATE_KEY"] or None,
+            jwt_public_keys=key_list(config, "SIGNOFF_JWT_PUBLIC_KEYS"),
+            jwt_names_defaulted=defaulted,
+            session_policy=session_policy,
+            throttle_policy=throttle_policy,
+            token_policy=token_policy,
         )

@@ -26,7 +26,7 @@ token alone (never by the cookie), and a browser cannot attach one
 cross-site without a CORS preflight, so it needs neither check. Other
 schemes do not exempt a request: browsers send ``Basic``, ``Digest``,
 ``Negotiate`` and ``NTLM`` credentials by themselves, cross-site too. The
-header is read by :func:`~flask_signoff.authorization.request_authorization`,
+request's :class:`~flask_signoff.request.RequestState` says which it is:
 the same reading that decides who the request's user is.
 
 Flask-WTF: if its ``CSRFProtect`` is set up on the app, its ``csrf_token``
@@ -42,23 +42,22 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import logging
 import re
 import secrets
 import typing as t
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, Response, current_app, g, request, session
+from flask import Blueprint, Flask, Response, current_app, request, session
 from itsdangerous import Signer
 from markupsafe import Markup, escape
-from werkzeug.wrappers import Response as BaseResponse
 
-from .authorization import BearerToken, request_authorization
+from .authorization import BearerToken
 from .exceptions import CrossSiteRequest, CSRFError, RequestRefused
+from .request import peek_request_state, request_state
+from .responses import refused_response
 from .session_interface import SignoffSession
-
-logger = logging.getLogger("flask_signoff")
+from .state import get_state
 
 F = t.TypeVar("F", bound=Callable[..., t.Any])
 
@@ -122,8 +121,6 @@ def _id_changed(sess: SignoffSession | None) -> bool:
 
 
 def _nonce_cookie_name() -> str:
-    from .extension import get_state
-
     secure = get_state().interface.get_cookie_secure(current_app)
     return f"__Host-{NONCE_COOKIE}" if secure else NONCE_COOKIE
 
@@ -135,15 +132,14 @@ def _request_nonce() -> str | None:
 
 def _anonymous_nonce() -> str:
     """The nonce of this browser's anonymous tokens; a new one if needed."""
-    nonce: str | None = g.get("_signoff_csrf_nonce")
-    if nonce is not None:
-        return nonce
-    if not _id_changed(_signoff_session()):
-        nonce = _request_nonce()
+    state = request_state()
+    if state.csrf_nonce is not None:
+        return state.csrf_nonce
+    nonce = None if _id_changed(_signoff_session()) else _request_nonce()
     if nonce is None:
         nonce = secrets.token_urlsafe(32)
-        g._signoff_csrf_set_nonce = True
-    g._signoff_csrf_nonce = nonce
+        state.csrf_nonce_is_new = True
+    state.csrf_nonce = nonce
     return nonce
 
 
@@ -153,7 +149,7 @@ def generate_csrf() -> str:
     Bound to the session id when someone is signed in, else a signed
     double-submit token whose nonce cookie is set on the response.
     """
-    g._signoff_csrf_used = True
+    request_state().csrf_token_made = True
     ids = _signed_in_ids(_signoff_session())
     if ids:
         return "s." + _signature("s", ids[0], _keys()[0])
@@ -246,8 +242,6 @@ def _origin_of(url: str) -> str | None:
 
 
 def _trusted_origins() -> set[str]:
-    from .extension import get_state
-
     origins = {_origin_of(o) for o in get_state().settings.trusted_origins}
     return {o for o in origins if o is not None}
 
@@ -291,9 +285,10 @@ def _bearer_request() -> bool:
 
     Only a Bearer token counts: browsers keep HTTP authentication credentials
     (``Basic``, ``Digest``, ``Negotiate``, ``NTLM``) and send them by
-    themselves, on a post that another site's page makes as well.
+    themselves, on a post that another site's page makes as well; and a
+    malformed Bearer header exempts nothing.
     """
-    return isinstance(request_authorization(), BearerToken)
+    return isinstance(request_state().bearer, BearerToken)
 
 
 def _needs_check() -> bool:
@@ -310,7 +305,10 @@ def protect() -> None:
     :class:`~flask_signoff.exceptions.RequestRefused` subclass otherwise,
     which the extension answers with 403.
     """
-    if g.get("_signoff_csrf_checked") or not _needs_check():
+    if not _needs_check():
+        return
+    state = request_state()
+    if state.csrf_checked:
         return
     check_same_origin()
     token = request.headers.get(HEADER_NAME)
@@ -320,7 +318,7 @@ def protect() -> None:
     ):
         token = request.form.get(FIELD_NAME)
     validate_csrf(token)
-    g._signoff_csrf_checked = True
+    state.csrf_checked = True
 
 
 def csrf_protect(view: F) -> F:
@@ -359,8 +357,6 @@ def _is_exempt(app: Flask) -> bool:
 
 
 def _protect_app() -> None:
-    from .extension import get_state
-
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if get_state().settings.csrf_protect and not _is_exempt(app):
         protect()
@@ -369,21 +365,21 @@ def _protect_app() -> None:
 def _after_request(response: Response) -> Response:
     sess = _signoff_session()
     name = _nonce_cookie_name()
-    if g.get("_signoff_csrf_used"):
+    # Peeked, not made: a request that made no token has nothing to add.
+    state = peek_request_state()
+    if state is not None and state.csrf_token_made:
         # A page with a per-browser token must never be served from a cache
         # to anyone else, nor come back after sign-out.
         response.headers["Cache-Control"] = "no-store"
         response.vary.add("Cookie")
-    if g.get("_signoff_csrf_set_nonce"):
-        _set_nonce_cookie(response, name, g._signoff_csrf_nonce)
+    if state is not None and state.csrf_nonce_is_new and state.csrf_nonce:
+        _set_nonce_cookie(response, name, state.csrf_nonce)
     elif _id_changed(sess) and name in request.cookies:
         _set_nonce_cookie(response, name, None)
     return response
 
 
 def _set_nonce_cookie(response: Response, name: str, nonce: str | None) -> None:
-    from .extension import get_state
-
     secure = get_state().interface.get_cookie_secure(current_app)
     # Host-only, Path=/: what the __Host- prefix demands; deleted with the
     # same attributes, or browsers keep it.
@@ -396,31 +392,6 @@ def _set_nonce_cookie(response: Response, name: str, nonce: str | None) -> None:
             name, nonce, path="/", secure=secure, httponly=True, samesite="Lax"
         )
     response.headers["Cache-Control"] = "no-store"
-
-
-def refused_response(error: RequestRefused) -> BaseResponse:
-    """The 403 answer to a refused request: JSON for API clients, else HTML."""
-    from .extension import get_state
-
-    logger.info("Refused a state-changing request: %s", error.description)
-    code = "cross_site_request" if isinstance(error, CrossSiteRequest) else "csrf"
-    response: BaseResponse
-    if get_state().wants_json():
-        response = current_app.response_class(
-            current_app.json.dumps({"error": code, "message": error.description}),
-            mimetype="application/json",
-        )
-    else:
-        response = current_app.response_class(
-            "<!doctype html><html lang=en><meta charset=utf-8>"
-            "<title>Request refused</title><h1>Request refused</h1>"
-            f"<p>{escape(error.description)} Nothing was changed. Go back, "
-            "reload the page and try again.</p></html>",
-            mimetype="text/html",
-        )
-    response.status_code = error.status_code
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 def init_csrf(app: Flask) -> None:
@@ -446,6 +417,5 @@ __all__ = [
     "generate_csrf",
     "init_csrf",
     "protect",
-    "refused_response",
     "validate_csrf",
 ]

@@ -16,10 +16,10 @@ This module never imports Flask, so the framework-free core can raise them too.
     │   ├── InvalidRequest          a token request is malformed: 400
     │   └── InvalidGrant            bad refresh token: 400 invalid_grant
     │       └── RefreshTokenReused  a spent refresh token came back
-    └── RequestRefused              a state-changing request was refused (403)
-        ├── CSRFError               missing or wrong CSRF token
-        ├── CrossSiteRequest        Sec-Fetch-Site / Origin say cross-site
-        └── TooManyAttempts         too many failed sign-ins (429)
+    ├── RequestRefused              a state-changing request was refused (403)
+    │   ├── CSRFError               missing or wrong CSRF token
+    │   └── CrossSiteRequest        Sec-Fetch-Site / Origin say cross-site
+    └── TooManyAttempts             too many password checks: wait (429)
 """
 
 from __future__ import annotations
@@ -152,16 +152,22 @@ class CrossSiteRequest(RequestRefused):
     """Raised when ``Sec-Fetch-Site`` or ``Origin`` show a cross-site request."""
 
 
-class TooManyAttempts(RequestRefused):
-    """Raised when failed sign-ins for an account or an address hit the limit.
+class TooManyAttempts(SignoffError):
+    """Raised when password checks for an account or an address hit the limit.
 
-    :attr:`retry_after` is the number of seconds until the window ends.
+    Not a :class:`RequestRefused`: nothing is wrong with the request, the
+    client must wait. :attr:`retry_after` is the number of seconds until the
+    window ends (the ``Retry-After`` of the 429).
+
+    .. versionchanged:: 0.1
+       No longer a subclass of :class:`RequestRefused`.
     """
 
     status_code = 429
 
     def __init__(self, retry_after: float) -> None:
         self.retry_after = max(1, int(retry_after + 0.999))
-        super().__init__(
+        self.description = (
             f"Too many failed attempts. Try again in {self.retry_after} seconds."
         )
+        super().__init__(self.description)

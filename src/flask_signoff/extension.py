@@ -1,16 +1,23 @@
-"""The Flask extension: :class:`Signoff` (also importable as ``LoginManager``).
+"""The extension object: :class:`Signoff` (also importable as ``LoginManager``).
 
-``Signoff(app)`` or ``Signoff()`` + ``init_app(app)``. The object holds the
-app-independent callbacks (``user_loader`` ...) and Flask-Login's attributes;
-everything per app lives in ``app.extensions["signoff"]``
-(:class:`SignoffState`), never on ``self``.
+``Signoff(app)`` or ``Signoff()`` + ``init_app(app)``. A thin facade: it
+wires an app up (:meth:`Signoff.init_app`), holds the app-independent
+callbacks and Flask-Login's attributes (``user_loader``, ``login_view`` ...),
+and hands every operation to the module that does it:
+
+- per-app state: :mod:`flask_signoff.state` (``app.extensions["signoff"]``,
+  never ``self``);
+- who the user is, signing in and out: :mod:`flask_signoff.login`;
+- a user's sessions: :mod:`flask_signoff.session_management`;
+- throttling: :mod:`flask_signoff.core.throttle`;
+- API tokens: the state's :class:`~flask_signoff.state.TokenService`;
+- every error response: :mod:`flask_signoff.responses`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 import typing as t
 from collections.abc import Callable
 
@@ -20,215 +27,54 @@ from flask import (
     abort,
     current_app,
     flash,
-    g,
     has_request_context,
     request,
-    session,
 )
 from flask import redirect as flask_redirect
 
-from .authorization import AUTH_HEADER_NAME as AUTH_HEADER_NAME
-from .authorization import (
-    BearerToken,
-    MalformedBearer,
-    request_authorization,
+from . import session_management
+from .cli import signoff_cli
+from .compat import (
+    ID_ATTRIBUTE,
+    LOGIN_MESSAGE,
+    LOGIN_MESSAGE_CATEGORY,
+    REFRESH_MESSAGE,
+    REFRESH_MESSAGE_CATEGORY,
 )
 from .config import Settings, set_defaults
 from .core.clock import Clock, system_clock
 from .core.records import SessionRecord
-from .core.sessions import SessionLifecycle, SessionPolicy
 from .core.store import Store
-from .core.throttle import Attempt, Outcome, Throttle, ThrottlePolicy
+from .core.throttle import Attempt, ReservedAttempts
 from .core.tokens import RevokeOutcome, TokenPair
-from .exceptions import (
-    ConfigError,
-    InvalidToken,
-    StoreError,
-    StoreUnavailable,
-    TokenError,
-    TokenRevoked,
-    TooManyAttempts,
-)
+from .csrf import init_csrf
+from .exceptions import ConfigError, StoreUnavailable, TokenError, TooManyAttempts
+from .login import user_context_processor, user_id_of
 from .mixins import AnonymousUserMixin
-from .session_interface import AUTH_KEYS as AUTH_DATA_KEYS
-from .session_interface import SignoffSession, SignoffSessionInterface
-from .signals import (
-    session_revoked,
-    session_rotated,
-    user_accessed,
-    user_loaded_from_request,
-    user_needs_refresh,
-    user_signed_out_everywhere,
-    user_unauthorized,
+from .redirects import current_path, login_url, login_view_for_request
+from .request import peek_request_state, request_state
+from .responses import (
+    token_error_response,
+    too_many_attempts_response,
+    unauthorized_response,
+    wants_json,
 )
+from .session_interface import (
+    SignoffSessionInterface,
+    refuse_if_store_unavailable,
+    store_unavailable_response,
+)
+from .signals import user_needs_refresh, user_unauthorized
 from .stamps import StampBinding
+from .state import SignoffState, check_store_at_start
+
+# Also importable from here, where apps and tests have long found it.
+from .state import get_state as get_state
 from .stores import open_store
-from .tokens import TokenService, token_error_response
 
 logger = logging.getLogger("flask_signoff")
 
 F = t.TypeVar("F", bound=Callable[..., t.Any])
-
-LOGIN_MESSAGE = "Please log in to access this page."
-LOGIN_MESSAGE_CATEGORY = "message"
-REFRESH_MESSAGE = "Please reauthenticate to access this page."
-REFRESH_MESSAGE_CATEGORY = "message"
-ID_ATTRIBUTE = "get_id"
-#: Methods that login_required lets through, as in Flask-Login.
-EXEMPT_METHODS = frozenset({"OPTIONS"})
-
-#: Key on ``flask.g`` of the attempts reserved in this request, each with
-#: whether the end of the request settles it (:meth:`Signoff.check_throttle`).
-_ATTEMPTS = "_signoff_attempts"
-
-UNAVAILABLE_MESSAGE = (
-    "The sign-in service is temporarily unavailable. You have not been signed "
-    "out; please try again in a moment."
-)
-
-
-class SignoffState:
-    """Everything Flask-Signoff keeps for one app."""
-
-    def __init__(
-        self,
-        manager: Signoff,
-        settings: Settings,
-        store: Store,
-        clock: Clock,
-    ) -> None:
-        self.manager = manager
-        self.settings = settings
-        self.store = store
-        self.clock = clock
-        self.lifecycle = SessionLifecycle(
-            store,
-            SessionPolicy(
-                idle_timeout=settings.idle_timeout,
-                absolute_timeout=settings.absolute_timeout,
-                remember_duration=settings.remember_duration,
-                fresh_for=settings.fresh_for,
-                touch_interval=settings.touch_interval,
-                max_sessions_per_user=settings.max_sessions_per_user,
-            ),
-            clock,
-        )
-        self.throttle = Throttle(
-            store,
-            ThrottlePolicy(
-                account_limit=settings.throttle_account_limit,
-                ip_limit=settings.throttle_ip_limit,
-                window=settings.throttle_window,
-            ),
-            clock,
-        )
-        self.interface = SignoffSessionInterface(self)
-        #: Set by :meth:`Signoff.init_app` once the state is registered.
-        self.tokens: TokenService
-        #: Digests of users' security stamps; set by :meth:`Signoff.init_app`.
-        self.stamps: StampBinding
-        #: Whether the store passed its ``check_config``; until it has, every
-        #: request gets 503 (:meth:`check_store`).
-        self.store_checked = False
-        self._check_lock = threading.Lock()
-        self._check_refused: str | None = None
-
-    def check_store(self) -> None:
-        """Run the store's check now if it has not passed yet.
-
-        For a store that was down at start-up: the first request that finds
-        it up runs the check; no request is served before it has passed.
-
-        :raises StoreUnavailable: the check has not passed: the store is
-            still down, another request is running the check, or the store's
-            configuration is refused (logged as an error, once per message).
-        """
-        if self.store_checked:
-            return
-        # Without waiting: requests behind a slow check get 503 at once
-        # rather than queueing for a worker each.
-        if not self._check_lock.acquire(blocking=False):
-            raise StoreUnavailable("The session store is being checked.")
-        try:
-            if self.store_checked:
-                return
-            try:
-                warnings = self.store.check_config()
-            except ConfigError as e:
-                if str(e) != self._check_refused:
-                    self._check_refused = str(e)
-                    logger.error(
-                        "The session store is refused; every request gets 503 "
-                        "until this is fixed. %s",
-                        e,
-                    )
-                raise StoreUnavailable(
-                    "The session store's configuration is refused."
-                ) from e
-            for warning in warnings:
-                logger.warning(warning)
-            self.store_checked = True
-            logger.info("The session store passed its check; serving requests.")
-        finally:
-            self._check_lock.release()
-
-    @staticmethod
-    def client_info() -> dict[str, str | None]:
-        """IP and user agent of the current request, for the session list."""
-        if not has_request_context():
-            return {"ip": None, "user_agent": None}
-        return {
-            "ip": request.remote_addr,
-            "user_agent": request.headers.get("User-Agent"),
-        }
-
-    @staticmethod
-    def wants_json() -> bool:
-        # A Bearer client is an API client; a browser sends Basic (or
-        # Negotiate ...) credentials on every request and still wants HTML.
-        if request.is_json or request_authorization().by_bearer:
-            return True
-        best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-        return best == "application/json"
-
-    def unavailable_response(self) -> Response:
-        """503 with a clear body (JSON or HTML) and no traceback."""
-        response = current_app.response_class()
-        self.replace_with_unavailable(response)
-        return response
-
-    def replace_with_unavailable(self, response: Response) -> None:
-        """Turn ``response`` into the 503 answer, in place."""
-        if has_request_context() and self.wants_json():
-            response.set_data(
-                current_app.json.dumps(
-                    {"error": "store_unavailable", "message": UNAVAILABLE_MESSAGE}
-                )
-            )
-            response.mimetype = "application/json"
-        else:
-            response.set_data(
-                "<!doctype html><title>Service unavailable</title>"
-                f"<h1>Service unavailable</h1><p>{UNAVAILABLE_MESSAGE}</p>"
-            )
-            response.mimetype = "text/html"
-        response.status_code = 503
-        response.headers["Retry-After"] = "5"
-        response.headers["Cache-Control"] = "no-store"
-        # Never touch the session cookie during an outage.
-        response.headers.pop("Set-Cookie", None)
-
-
-def get_state(app: Flask | None = None) -> SignoffState:
-    """Return the :class:`SignoffState` of ``app`` (default: the current app)."""
-    app = app if app is not None else current_app
-    try:
-        return t.cast(SignoffState, app.extensions["signoff"])
-    except KeyError:
-        raise RuntimeError(
-            "Flask-Signoff is not set up on this app: call Signoff(app) or "
-            "signoff.init_app(app) first."
-        ) from None
 
 
 class Signoff:
@@ -277,7 +123,6 @@ class Signoff:
         self._request_callback: Callable[[t.Any], t.Any] | None = None
         self._clock = clock
         self._store = store
-        self._add_context_processor = add_context_processor
         if app is not None:
             self.init_app(app, add_context_processor)
 
@@ -291,82 +136,38 @@ class Signoff:
             app.config, default_store_url=default_url, import_name=app.import_name
         )
         store = self._store or open_store(settings.store_url, settings.store_options)
-        checked = _check_at_start(store, close=self._store is None)
-        state = SignoffState(self, settings, store, self._clock or system_clock)
+        try:
+            checked = check_store_at_start(store)
+            state = SignoffState(
+                self,
+                settings,
+                store,
+                self._clock or system_clock,
+                stamps=StampBinding(app.config),
+                config=app.config,
+            )
+        except ConfigError:
+            if self._store is None:
+                store.close()
+            raise
         state.store_checked = checked
+        state.interface = SignoffSessionInterface(state)
         app.extensions["signoff"] = state
-        state.stamps = StampBinding(app.config)
-        state.tokens = TokenService(app)
         app.session_interface = state.interface
         # Flask-Login's attribute, which apps and extensions look up.
         app.login_manager = self  # type: ignore[attr-defined]
-        app.before_request(self._refuse_if_store_unavailable)
-        app.after_request(self._settle_attempts)
-        app.register_error_handler(StoreUnavailable, self._store_unavailable)
+        app.before_request(refuse_if_store_unavailable)
+        app.after_request(_settle_attempts)
+        app.register_error_handler(StoreUnavailable, store_unavailable_response)
         app.register_error_handler(TokenError, token_error_response)
-        app.register_error_handler(TooManyAttempts, self._too_many_attempts)
+        app.register_error_handler(TooManyAttempts, too_many_attempts_response)
         if add_context_processor:
-            app.context_processor(_user_context_processor)
-        from .cli import signoff_cli
-        from .csrf import init_csrf
-
+            app.context_processor(user_context_processor)
         app.cli.add_command(signoff_cli)
         init_csrf(app)
-        if not settings.cookie_secure and not app.debug and not app.testing:
-            logger.warning(
-                "SIGNOFF_COOKIE_SECURE is off: the session cookie will be sent "
-                "over plain http. Only do this for local development."
-            )
-        unnamed = _default_jwt_names(app.config)
-        if unnamed and not app.debug and not app.testing:
-            keys = " and ".join(unnamed)
-            logger.warning(
-                "%s %s not set: access tokens carry the app's import name %r "
-                "as their %s, so the tokens of two apps with that import name "
-                "and a shared signing key would be accepted by each other. "
-                "Set %s to a name of this deployment (its URL, say).",
-                keys,
-                "are" if len(unnamed) > 1 else "is",
-                app.import_name,
-                " and ".join(unnamed.values()),
-                keys,
-            )
-
-    @staticmethod
-    def _refuse_if_store_unavailable() -> Response | None:
-        sess = session._get_current_object()  # type: ignore[attr-defined]
-        if isinstance(sess, SignoffSession) and sess.unavailable:
-            return get_state().unavailable_response()
-        return None
-
-    @staticmethod
-    def _store_unavailable(error: StoreUnavailable) -> Response:
-        logger.warning("Session store unavailable: %s", error)
-        sess = session._get_current_object()  # type: ignore[attr-defined]
-        if isinstance(sess, SignoffSession):
-            sess.unavailable = True
-        return get_state().unavailable_response()
-
-    @staticmethod
-    def _too_many_attempts(error: TooManyAttempts) -> Response:
-        state = get_state()
-        response = current_app.response_class(status=429)
-        if state.wants_json():
-            response.set_data(
-                current_app.json.dumps(
-                    {"error": "too_many_attempts", "message": error.description}
-                )
-            )
-            response.mimetype = "application/json"
-        else:
-            response.set_data(
-                "<!doctype html><title>Too many attempts</title>"
-                f"<h1>Too many attempts</h1><p>{error.description}</p>"
-            )
-            response.mimetype = "text/html"
-        response.headers["Retry-After"] = str(error.retry_after)
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        if not app.debug and not app.testing:
+            for warning in settings.warnings(app.import_name):
+                logger.warning(warning)
 
     # -- callbacks (Flask-Login API) ---------------------------------------
 
@@ -414,139 +215,31 @@ class Signoff:
         else a redirect to the login view with ``next``; else 401.
         """
         user_unauthorized.send(current_app._get_current_object())  # type: ignore[attr-defined]
-        token_error = g.get("_signoff_token_error")
+        token_error = request_state().token_error
         if token_error is not None:
             # A refused Bearer token gets its RFC 6750 answer, whatever the
             # app's handler would do for a visitor who is simply signed out.
             return token_error_response(token_error)
         if self.unauthorized_callback is not None:
             return self.unauthorized_callback()
-        state = get_state()
-        if state.wants_json():
-            response = current_app.json.response(
-                {"error": "unauthorized", "message": "Sign-in required."}
-            )
-            response.status_code = 401
-            if request_authorization().by_bearer:
-                response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-            return response
-        login_view = self.blueprint_login_views.get(request.blueprint, self.login_view)
+        if wants_json():
+            return unauthorized_response()
+        login_view = login_view_for_request()
         if not login_view:
             abort(401)
         self._flash(self.login_message, self.login_message_category)
-        from .utils import login_url
-
-        return flask_redirect(login_url(login_view, next_url=_current_path()))
+        return flask_redirect(login_url(login_view, next_url=current_path()))
 
     def needs_refresh(self) -> t.Any:
-        """What a stale login gets from a view that needs a fresh one."""
+        """What a stale login gets from a view that needs a fresh one
+        (re-authentication, as Flask-Login means "refresh")."""
         user_needs_refresh.send(current_app._get_current_object())  # type: ignore[attr-defined]
         if self.needs_refresh_callback is not None:
             return self.needs_refresh_callback()
         if not self.refresh_view:
             abort(401)
         self._flash(self.needs_refresh_message, self.needs_refresh_message_category)
-        from .utils import login_url
-
-        return flask_redirect(login_url(self.refresh_view, next_url=_current_path()))
-
-    # -- loading the user ----------------------------------------------------
-
-    def _load_user(self) -> t.Any:
-        """Find the request's user once and keep it in ``g._login_user``."""
-        user = None
-        sess = session._get_current_object()  # type: ignore[attr-defined]
-        auth = request_authorization()
-        if isinstance(auth, (BearerToken, MalformedBearer)):
-            # Authenticated by the Bearer header alone, never by the cookie.
-            # Other schemes (Basic from a staging gate ...) leave the cookie
-            # session in charge.
-            user = self._load_from_header(auth)
-        elif isinstance(sess, SignoffSession) and sess.user_id is not None:
-            user = self._load_from_session(sess)
-        else:
-            user = self._load_from_request()
-        if user is None:
-            user = self.anonymous_user()
-        g._login_user = user
-        user_accessed.send(current_app._get_current_object())  # type: ignore[attr-defined]
-        return user
-
-    def _load_from_session(self, sess: SignoffSession) -> t.Any:
-        if self._user_callback is None:
-            raise RuntimeError(
-                "Flask-Signoff needs a user loader: decorate a function with "
-                "@signoff.user_loader."
-            )
-        assert sess.record is not None
-        assert sess.user_id is not None
-        user = self._user_callback(sess.user_id)
-        if user is not None and not get_state().stamps.matches(
-            sess.record.auth_stamp, sess.user_id, user
-        ):
-            # Signed in with credentials that have changed since (the
-            # password, a factor): the session ends, as for a user who is gone.
-            user = None
-        if user is None:
-            # The account is gone or disabled: the session ends with it.
-            get_state().lifecycle.end(sess.record.key)
-            sess.record = None
-            sess.new_secret = None
-            sess.drop_cookie = True
-            for key in list(sess):
-                if key in AUTH_DATA_KEYS:
-                    sess.pop(key)
-        return user
-
-    def _load_from_header(self, auth: BearerToken | MalformedBearer) -> t.Any:
-        try:
-            if isinstance(auth, MalformedBearer):
-                raise InvalidToken(auth.description)
-            if not auth.ours:
-                # Not one of our access tokens (an API key of the app's own,
-                # say): the app's request_loader decides, else it is refused.
-                if self._request_callback is not None:
-                    return self._load_from_request()
-                raise InvalidToken("The token is not an access token.")
-            lifecycle = get_state().tokens.lifecycle_or_none()
-            if lifecycle is None:  # no key yet: nothing can be verified
-                raise InvalidToken("This app issues no access tokens.")
-            claims = lifecycle.verify(auth.token)
-        except TokenError as error:
-            g._signoff_token_error = error
-            return None
-        if self._user_callback is None:
-            raise RuntimeError(
-                "Flask-Signoff needs a user loader: decorate a function with "
-                "@signoff.user_loader."
-            )
-        user = self._user_callback(claims.subject)
-        if user is None:
-            g._signoff_token_error = InvalidToken("The token's user is gone.")
-            return None
-        if not get_state().stamps.matches(claims.auth_stamp, claims.subject, user):
-            g._signoff_token_error = TokenRevoked(
-                "The token was revoked: the user's credentials have changed."
-            )
-            return None
-        g._signoff_claims = claims
-        user_loaded_from_request.send(
-            current_app._get_current_object(),  # type: ignore[attr-defined]
-            user=user,
-        )
-        return user
-
-    def _load_from_request(self) -> t.Any:
-        if self._request_callback is None:
-            return None
-        user = self._request_callback(request)
-        if user is not None:
-            g._signoff_request_user = True
-            user_loaded_from_request.send(
-                current_app._get_current_object(),  # type: ignore[attr-defined]
-                user=user,
-            )
-        return user
+        return flask_redirect(login_url(self.refresh_view, next_url=current_path()))
 
     # -- session management ----------------------------------------------
 
@@ -556,24 +249,7 @@ class Signoff:
         Returns ``False`` if there was no live session to rotate (it was
         revoked meanwhile: it is then dropped, never revived).
         """
-        sess = session._get_current_object()  # type: ignore[attr-defined]
-        if not isinstance(sess, SignoffSession) or sess.record is None:
-            return False
-        old = sess.record
-        rotated = get_state().lifecycle.rotate(old)
-        if rotated is None:
-            sess.record = None
-            sess.drop_cookie = True
-            return False
-        sess.new_secret, sess.record = rotated
-        for key in AUTH_DATA_KEYS:
-            sess.pop(key, None)
-        session_rotated.send(
-            current_app._get_current_object(),  # type: ignore[attr-defined]
-            user_id=old.user_id,
-            reason=reason,
-        )
-        return True
+        return session_management.rotate(reason=reason)
 
     def sessions_for(self, user: t.Any) -> list[SessionRecord]:
         """The live sessions of ``user`` (a user object or an id), newest first.
@@ -582,43 +258,18 @@ class Signoff:
         longer has (see :meth:`~flask_signoff.UserMixin.get_security_stamp`)
         are left out: they end at their next request.
         """
-        state = get_state()
-        user_id = self._user_id(user)
-        records = state.lifecycle.sessions_for(user_id)
-        if isinstance(user, (str, int)):
-            return records
-        return [r for r in records if state.stamps.matches(r.auth_stamp, user_id, user)]
+        return session_management.sessions_for(user)
 
     def current_session(self) -> SessionRecord | None:
         """The record of the current request's session, if any."""
-        sess = session._get_current_object()  # type: ignore[attr-defined]
-        return sess.record if isinstance(sess, SignoffSession) else None
+        return session_management.current_session()
 
     def revoke_session(self, user: t.Any, public_id: str) -> bool:
         """End one session of ``user`` by its public id; ``False`` if unknown.
 
         Another user's public id is treated exactly like an unknown one.
         """
-        user_id = self._user_id(user)
-        record = get_state().lifecycle.revoke(user_id, public_id)
-        if record is None:
-            return False
-        session_revoked.send(
-            current_app._get_current_object(),  # type: ignore[attr-defined]
-            user_id=user_id,
-            public_id=public_id,
-        )
-        current = self.current_session()
-        if current is not None and current.key == record.key:
-            # Signed out here, as by logout_user: the data kept moves to a
-            # new id, without the tokens of the signed-in pages.
-            sess = session._get_current_object()  # type: ignore[attr-defined]
-            sess.record = None
-            sess.new_secret = None
-            sess.drop_cookie = True
-            for key in AUTH_DATA_KEYS:
-                sess.pop(key, None)
-        return True
+        return session_management.revoke_session(user, public_id)
 
     def revoke_other_sessions(self, user: t.Any | None = None) -> int:
         """Sign the user out of every other client: what people expect of
@@ -633,19 +284,7 @@ class Signoff:
         on a Bearer request, every session and token of the user ends, the
         caller's included. Returns the number of sessions ended.
         """
-        from .utils import current_user
-
-        user_id = self._user_id(user if user is not None else current_user)
-        current = self.current_session()
-        keep = (
-            current is not None
-            and current.user_id == user_id
-            and not request_authorization().by_bearer
-        )
-        count = self.revoke_user(user_id, keep_current=keep)
-        if keep:
-            self.rotate(reason="revoke_others")
-        return count
+        return session_management.revoke_other_sessions(user)
 
     def revoke_user(self, user: t.Any, *, keep_current: bool = False) -> int:
         """Sign ``user`` out everywhere: every session, refresh family and
@@ -654,15 +293,7 @@ class Signoff:
         :param keep_current: spare the current request's session (after a
             password change, say); rotate it afterwards with :meth:`rotate`.
         """
-        user_id = self._user_id(user)
-        current = self.current_session() if keep_current else None
-        keep = current.key if current is not None else None
-        count = get_state().lifecycle.revoke_user(user_id, keep_key=keep)
-        user_signed_out_everywhere.send(
-            current_app._get_current_object(),  # type: ignore[attr-defined]
-            user_id=user_id,
-        )
-        return count
+        return session_management.revoke_user(user, keep_current=keep_current)
 
     def password_changed(self, user: t.Any | None = None) -> int:
         """End every other session and every token of the user; keep this one.
@@ -680,16 +311,7 @@ class Signoff:
         while this ran, and committed after it, are bound to the old stamp:
         they end at their next use.
         """
-        from .utils import _rebind_current_session, current_user
-
-        user_id = self._user_id(user if user is not None else current_user)
-        count = self.revoke_user(user_id, keep_current=True)
-        if self._user_callback is not None:
-            reloaded = self._user_callback(user_id)
-        else:
-            reloaded = _unproxied(user if user is not None else current_user)
-        _rebind_current_session(user_id, reloaded)
-        return count
+        return session_management.password_changed(user)
 
     # -- throttling of password checks ---------------------------------------
 
@@ -720,31 +342,20 @@ class Signoff:
 
         .. versionadded:: 0.1
         """
-        return self._reserve(username, ip, settle=False)
-
-    @staticmethod
-    def _reserve(username: str, ip: str | None, *, settle: bool) -> Attempt:
-        if ip is None and has_request_context():
-            ip = request.remote_addr
-        attempt = get_state().throttle.reserve(username, ip)
-        if has_request_context():
-            # Remembered so that record_failure() finds it instead of counting
-            # the failure a second time.
-            g.setdefault(_ATTEMPTS, []).append((attempt, settle))
-        return attempt
+        return _reserve(username, ip, settle=False)
 
     def check_throttle(self, username: str, ip: str | None = None) -> None:
         """Reserve one password check, to be settled at the end of the request.
 
         The older form of :meth:`reserve_attempt`, for code that calls
         ``check_throttle`` before the check and :meth:`record_failure` after
-        a wrong password. It now *reserves* the attempt (counted at once,
+        a wrong password. It *reserves* the attempt (counted at once,
         atomically) rather than only looking at the count, so parallel
-        requests can no longer all pass it. At the end of the request the
-        attempt is given back if :meth:`record_failure` was not called for it
-        and the response is not an error (status below 400): that is a
-        successful sign-in, which is not counted. Otherwise it stays counted,
-        once: :meth:`record_failure` does not count it again.
+        requests cannot all pass it. At the end of the request the attempt
+        is given back if :meth:`record_failure` was not called for it and
+        the response is not an error (status below 400): that is a
+        successful sign-in, which is not counted. Otherwise it stays
+        counted, once: :meth:`record_failure` does not count it again.
 
         Must be called during a request. New code should use
         :meth:`reserve_attempt`, which does not guess the outcome.
@@ -760,7 +371,7 @@ class Signoff:
                 "check_throttle() is settled at the end of a request; outside "
                 "one, use reserve_attempt() and report the outcome."
             )
-        self._reserve(username, ip, settle=True)
+        _reserve(username, ip, settle=True)
 
     def record_failure(self, username: str, ip: str | None = None) -> None:
         """Count one failed password check for the account and the address.
@@ -772,29 +383,9 @@ class Signoff:
         """
         if ip is None and has_request_context():
             ip = request.remote_addr
-        throttle = get_state().throttle
-        keys = tuple(key for key, _ in throttle.keys(username, ip))
-        for attempt, _ in g.get(_ATTEMPTS, ()) if has_request_context() else ():
-            if attempt.outcome is Outcome.PENDING and attempt.keys == keys:
-                attempt.failed()
-                return
-        throttle.count_failure(username, ip)
-
-    @staticmethod
-    def _settle_attempts(response: Response) -> Response:
-        """Give back the attempts of :meth:`check_throttle` that succeeded."""
-        for attempt, settle in g.pop(_ATTEMPTS, ()):
-            if not settle or attempt.outcome is not Outcome.PENDING:
-                continue
-            if response.status_code >= 400:
-                attempt.failed()
-                continue
-            try:
-                attempt.succeeded()
-            except StoreError as e:
-                # The sign-in happened; its attempt merely stays counted.
-                logger.warning("Could not give back a sign-in attempt: %s", e)
-        return response
+        current = peek_request_state()
+        reserved = current.attempts if current is not None else None
+        get_state().throttle.record_failure(username, ip, reserved)
 
     # -- API tokens --------------------------------------------------------
 
@@ -806,17 +397,17 @@ class Signoff:
         through the ``user_loader`` for it.)
 
         ``pair.as_dict()`` is the body of an RFC 6749 token response; send it
-        with :func:`~flask_signoff.tokens.token_response` (``no-store``).
+        with :func:`~flask_signoff.bearer.token_response` (``no-store``).
         """
         state = get_state()
-        user_id = self._user_id(user)
+        user_id = user_id_of(user)
         if isinstance(user, (str, int)):
             user = self._user_callback(user_id) if self._user_callback else None
         auth_stamp = state.stamps.digest(user_id, user) if user is not None else ""
         return state.tokens.lifecycle.issue(user_id, client_id, auth_stamp=auth_stamp)
 
-    def refresh(self, refresh_token: str) -> TokenPair:
-        """Spend a refresh token for a new pair.
+    def refresh_tokens(self, refresh_token: str) -> TokenPair:
+        """Spend a refresh token for a new pair (RFC 6749, section 6).
 
         The family's user is loaded through the ``user_loader``: if it is
         gone, or its security stamp changed since the sign-in, the family is
@@ -826,6 +417,10 @@ class Signoff:
             user gone or with changed credentials; a spent one presented
             after ``SIGNOFF_REFRESH_GRACE`` also revokes its whole family
             (:class:`~flask_signoff.RefreshTokenReused`).
+
+        .. versionchanged:: 0.1
+           Was ``refresh``, which read like Flask-Login's "refresh" (sign in
+           again: :meth:`needs_refresh`, ``refresh_view``).
         """
         return get_state().tokens.lifecycle.refresh(
             refresh_token, check_user=self._family_user_matches
@@ -853,66 +448,32 @@ class Signoff:
         """
         return get_state().tokens.lifecycle.revoke(token, token_type_hint)
 
-    def _user_id(self, user: t.Any) -> str:
-        if isinstance(user, (str, int)):
-            return str(user)
-        if hasattr(user, "_get_current_object"):
-            user = user._get_current_object()
-        user_id = getattr(user, self.id_attribute)()
-        if user_id is None:
-            raise ValueError("This user has no id (is it the anonymous user?).")
-        return str(user_id)
-
 
 #: Flask-Login's name for the extension.
 LoginManager = Signoff
 
 
-def _unproxied(user: t.Any) -> t.Any:
-    return user._get_current_object() if hasattr(user, "_get_current_object") else user
+# -- request hooks ---------------------------------------------------------------
 
 
-def _check_at_start(store: Store, *, close: bool) -> bool:
-    """Run the store's check at ``init_app``; whether it passed.
-
-    A refused configuration stops the app (:class:`ConfigError`). A store
-    that cannot be reached does not: the app starts, answers 503, and runs
-    the check on the first request that finds the store up
-    (:meth:`SignoffState.check_store`), so an outage at deploy time does not
-    turn into an app that cannot start.
-    """
-    try:
-        warnings = store.check_config()
-    except StoreUnavailable as e:
-        logger.warning(
-            "The session store cannot be reached at start-up (%s). Its "
-            "configuration will be checked when it answers; until then every "
-            "request gets 503.",
-            e,
-        )
-        return False
-    except ConfigError:
-        if close:
-            store.close()
-        raise
-    for warning in warnings:
-        logger.warning(warning)
-    return True
+def _reserve(username: str, ip: str | None, *, settle: bool) -> Attempt:
+    if ip is None and has_request_context():
+        ip = request.remote_addr
+    attempt = get_state().throttle.reserve(username, ip)
+    if has_request_context():
+        # Remembered so that record_failure() finds it instead of counting
+        # the failure a second time.
+        current = request_state()
+        if current.attempts is None:
+            current.attempts = ReservedAttempts()
+        current.attempts.add(attempt, settle=settle)
+    return attempt
 
 
-def _default_jwt_names(config: t.Mapping[str, t.Any]) -> dict[str, str]:
-    """The JWT settings left to default to the import name, with their claim."""
-    claims = {"SIGNOFF_JWT_ISSUER": "issuer", "SIGNOFF_JWT_AUDIENCE": "audience"}
-    return {key: claim for key, claim in claims.items() if not config.get(key)}
-
-
-def _current_path() -> str:
-    """The path and query of this request: a local ``next`` target."""
-    full = request.full_path
-    return full[:-1] if full.endswith("?") else full
-
-
-def _user_context_processor() -> dict[str, t.Any]:
-    from .utils import _get_user
-
-    return {"current_user": _get_user()}
+def _settle_attempts(response: Response) -> Response:
+    """Give back the attempts of ``check_throttle`` whose request succeeded."""
+    current = peek_request_state()
+    if current is not None and current.attempts is not None:
+        for error in current.attempts.settle(succeeded=response.status_code < 400):
+            logger.warning("Could not give back a sign-in attempt: %s", error)
+    return response

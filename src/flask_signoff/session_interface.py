@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import typing as t
 
-from flask import Flask, Request, Response, g
+from flask import Flask, Request, Response, session
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
@@ -29,10 +29,10 @@ from werkzeug.datastructures import CallbackDict
 from .core.records import SessionRecord
 from .core.sessions import LoadStatus
 from .exceptions import StoreUnavailable
+from .request import client_info, peek_request_state
+from .responses import replace_with_unavailable, unavailable_response
 from .signals import session_rotated
-
-if t.TYPE_CHECKING:
-    from .extension import SignoffState
+from .state import SignoffState
 
 logger = logging.getLogger("flask_signoff")
 
@@ -104,6 +104,41 @@ class SignoffSession(CallbackDict[str, t.Any], SessionMixin):
     def user_id(self) -> str | None:
         """The signed-in user's id, from the server-side record."""
         return self.record.user_id if self.record is not None else None
+
+    def drop_auth_keys(self) -> None:
+        """Drop the session keys of authentication (:data:`AUTH_KEYS`)."""
+        for key in AUTH_KEYS:
+            self.pop(key, None)
+
+    def end(self) -> None:
+        """The record behind this session has ended (signed out, revoked,
+        vanished): forget it, and delete the browser's cookie.
+
+        The authentication keys go with it; other data, if any is left,
+        moves to a new id at the end of the request. The caller has ended
+        the record in the store, or found it gone.
+        """
+        self.record = None
+        self.new_secret = None
+        self.drop_cookie = True
+        self.drop_auth_keys()
+
+    def move_to(
+        self, secret: str, record: SessionRecord, *, keep_auth_keys: bool = False
+    ) -> None:
+        """The session now lives under a new id (sign-in, rotation): send
+        ``secret`` as the cookie at the end of the request.
+
+        :param keep_auth_keys: keep the authentication keys, when the move
+            changes no one's authentication: a remembered session revived as
+            it is opened (the page the browser shows still carries the
+            tokens of the old id), an anonymous session's first id.
+        """
+        self.record = record
+        self.new_secret = secret
+        self.drop_cookie = False
+        if not keep_auth_keys:
+            self.drop_auth_keys()
 
 
 class SignoffSessionInterface(SessionInterface):
@@ -183,7 +218,7 @@ class SignoffSessionInterface(SessionInterface):
                 return session
             if rotated is None:
                 return self._dead(value)
-            session.new_secret, session.record = rotated
+            session.move_to(*rotated, keep_auth_keys=True)
             session_rotated.send(app, user_id=record.user_id, reason="revived")
         return session
 
@@ -191,7 +226,7 @@ class SignoffSessionInterface(SessionInterface):
         """A session for a cookie that names no live session: anonymous."""
         del value  # never kept or logged
         session = self.session_class(cookie_present=True)
-        session.drop_cookie = True
+        session.end()
         return session
 
     def _decode(self, data: str) -> dict[str, t.Any]:
@@ -219,9 +254,10 @@ class SignoffSessionInterface(SessionInterface):
         except StoreUnavailable:
             logger.warning("Session store unavailable while saving a session.")
             session.unavailable = True
-            self.state.replace_with_unavailable(response)
+            replace_with_unavailable(response)
             return
-        user = g.get("_login_user")
+        loaded = peek_request_state()
+        user = loaded.user if loaded is not None else None
         if session.user_id is not None or getattr(user, "is_authenticated", False):
             # Private pages must not come back from a cache after sign-out.
             response.headers["Cache-Control"] = "no-store"
@@ -234,32 +270,26 @@ class SignoffSessionInterface(SessionInterface):
         record = session.record
         if record is None:
             if session:
-                request_info = self.state.client_info()
-                session.new_secret, session.record = lifecycle.start_anonymous(
-                    self.encode(session), **request_info
+                # Data put in before sign-in gets its first id; its keys
+                # (Flask-WTF's token of the form shown) stay.
+                secret, new = lifecycle.start_anonymous(
+                    self.encode(session), **client_info()
                 )
+                session.move_to(secret, new, keep_auth_keys=True)
             elif session.cookie_present:
-                session.drop_cookie = True
+                session.end()
             return
         if session.modified:
             if not session and record.user_id is None:
+                # An anonymous session emptied: nothing left to keep.
                 lifecycle.end(record.key)
-                session.record = None
-                session.new_secret = None
-                session.drop_cookie = True
+                session.end()
                 return
             record.data = self.encode(session)
             if not lifecycle.save(record):
-                self._lost(session)
+                session.end()  # signed out elsewhere meanwhile: never revived
         elif lifecycle.touch_due(record) and not lifecycle.touch(record):
-            self._lost(session)
-
-    @staticmethod
-    def _lost(session: SignoffSession) -> None:
-        """The record vanished mid-request (signed out elsewhere): forget it."""
-        session.record = None
-        session.new_secret = None
-        session.drop_cookie = True
+            session.end()
 
     def _set_cookie(
         self, app: Flask, session: SignoffSession, response: Response
@@ -301,3 +331,20 @@ class SignoffSessionInterface(SessionInterface):
             )
         response.headers["Cache-Control"] = "no-store"
         _vary_cookie(response)
+
+
+def refuse_if_store_unavailable() -> Response | None:
+    """Answer 503 before the view if the session could not be opened."""
+    sess = session._get_current_object()  # type: ignore[attr-defined]
+    if isinstance(sess, SignoffSession) and sess.unavailable:
+        return unavailable_response()
+    return None
+
+
+def store_unavailable_response(error: StoreUnavailable) -> Response:
+    """Answer 503 to a store that failed during the view; write nothing after."""
+    logger.warning("Session store unavailable: %s", error)
+    sess = session._get_current_object()  # type: ignore[attr-defined]
+    if isinstance(sess, SignoffSession):
+        sess.unavailable = True  # nothing is written, the cookie is kept
+    return unavailable_response()

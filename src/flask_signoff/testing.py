@@ -13,7 +13,7 @@ import typing as t
 from flask import Flask
 from flask.testing import FlaskClient
 
-from .extension import get_state
+from .state import get_state
 
 
 def sign_in_client(

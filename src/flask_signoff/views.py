@@ -30,14 +30,14 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from .csrf import csrf_protect
-from .extension import get_state
-from .utils import (
-    current_user,
+from .login import current_user, logout_user
+from .redirects import (
     expand_login_view,
     is_safe_redirect,
-    logout_user,
+    login_view_for_request,
     safe_redirect_target,
 )
+from .state import get_state
 
 #: The short-lived cookie that tells the next page to announce the sign-out to
 #: the other tabs. It holds no secret, so the script may read it. With Secure
@@ -82,8 +82,7 @@ def _expand(target: str) -> str:
 
 
 def _login_page() -> str:
-    manager = get_state().manager
-    view = manager.blueprint_login_views.get(request.blueprint, manager.login_view)
+    view = login_view_for_request()
     return expand_login_view(view) if view else "/"
 
 

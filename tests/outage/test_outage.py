@@ -44,7 +44,7 @@ from pathlib import Path
 
 import pytest
 
-from flask_signoff.extension import UNAVAILABLE_MESSAGE
+from flask_signoff.responses import UNAVAILABLE_MESSAGE
 from tests.outage import load
 from tests.outage.conftest import STORE_TIMEOUT
 from tests.servers import PostgresServer, RedisServer, free_port

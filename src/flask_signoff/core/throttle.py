@@ -31,7 +31,7 @@ import enum
 import hashlib
 import unicodedata
 
-from ..exceptions import TooManyAttempts
+from ..exceptions import StoreError, TooManyAttempts
 from .clock import Clock, system_clock
 from .store import Store
 
@@ -188,3 +188,71 @@ class Throttle:
         now = self.clock()
         for key, limit in self.keys(username, ip):
             self.store.reserve(key, limit, self.policy.window, now)
+
+    def record_failure(
+        self,
+        username: str,
+        ip: str | None = None,
+        reserved: ReservedAttempts | None = None,
+    ) -> None:
+        """Report one failed check of ``username`` from ``ip``.
+
+        An attempt in ``reserved`` for the same account and address that is
+        still pending is marked failed: it is already counted. Without one,
+        the failure is counted now (:meth:`count_failure`).
+        """
+        keys = tuple(key for key, _ in self.keys(username, ip))
+        if reserved is None or not reserved.fail_pending(keys):
+            self.count_failure(username, ip)
+
+
+class ReservedAttempts:
+    """The attempts reserved while one request runs.
+
+    An attempt is added with whether the end of the request settles it:
+    code that reports outcomes itself (:meth:`Attempt.succeeded`) adds it
+    with ``settle=False``; the older "check, then record a failure" style
+    adds it with ``settle=True``, and :meth:`settle` then guesses the
+    outcome from how the request ended.
+    """
+
+    __slots__ = ("_held",)
+
+    def __init__(self) -> None:
+        self._held: list[tuple[Attempt, bool]] = []
+
+    def add(self, attempt: Attempt, *, settle: bool) -> Attempt:
+        """Remember ``attempt``; return it."""
+        self._held.append((attempt, settle))
+        return attempt
+
+    def fail_pending(self, keys: tuple[str, ...]) -> bool:
+        """Mark failed the first pending attempt counted in ``keys``;
+        whether there was one."""
+        for attempt, _ in self._held:
+            if attempt.outcome is Outcome.PENDING and attempt.keys == keys:
+                attempt.failed()
+                return True
+        return False
+
+    def settle(self, *, succeeded: bool) -> list[StoreError]:
+        """Settle the pending attempts added with ``settle=True``.
+
+        ``succeeded``: the request ended well (the sign-in happened), so
+        they are given back; else they stay counted, as failures. Returns
+        the store errors met while giving back: the sign-in happened, its
+        attempt merely stays counted.
+        """
+        errors: list[StoreError] = []
+        for attempt, settle in self._held:
+            if not settle or attempt.outcome is not Outcome.PENDING:
+                continue
+            if not succeeded:
+                attempt.failed()
+                continue
+            try:
+                attempt.succeeded()
+            except StoreError as e:
+                errors.append(e)
+        self._held.clear()
+        return errors
