@@ -2,7 +2,7 @@
 
 Every part of the extension that cares about the header (loading the user,
 the CSRF check, sign-out, the choice between a JSON and an HTML answer,
-:func:`~flask_signoff.tokens.bearer_token`) asks :func:`request_authorization`,
+:func:`~flask_signoff.bearer.bearer_token`) asks :func:`request_authorization`,
 so no two of them can disagree about what a header means. The answer is one
 of four:
 
