@@ -2,7 +2,7 @@
 
 The real servers (Redis, a Redis Cluster, PostgreSQL) are started once per
 test session on free loopback ports and stopped at the end even when tests
-fail (see :mod:`tests.servers`); SQLite stores use a file in ``tmp_path``.
+fail (see :mod:`tests.support.servers`); SQLite stores use a file in ``tmp_path``.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from apps import make_app
 from flask_signoff import FrozenClock
 from flask_signoff.core.sessions import SessionLifecycle, SessionPolicy
 from flask_signoff.stores.sql import SQLStore
-from tests.servers import (
+from tests.support.apps import make_app
+from tests.support.servers import (
     PostgresServer,
     RedisCluster,
     RedisServer,

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from apps import count_rows, make_app
 from flask_signoff import FrozenClock
 from flask_signoff.core.records import FamilyRecord, RefreshRecord
 from flask_signoff.extension import get_state
-from test_store_check import FIX, OPT_OUT, policy
-from tests.servers import PostgresServer, RedisCluster, RedisServer, free_port
+from tests.support.apps import count_rows, make_app
+from tests.support.servers import PostgresServer, RedisCluster, RedisServer, free_port
+from tests.test_store_check import FIX, OPT_OUT, policy
 
 _namespaces = itertools.count()
 

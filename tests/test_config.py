@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from apps import SECRET
 from flask_signoff import ConfigError, Signoff
 from flask_signoff.extension import get_state
 from flask_signoff.stores import open_store, redact_url
+from tests.support.apps import SECRET
 
 
 def build(tmp_path: Path, **config: Any) -> Flask:

@@ -10,11 +10,11 @@ import pytest
 from flask import Flask, jsonify, request
 from flask.testing import FlaskClient
 
-from apps import SECRET, User, count_rows, make_app
 from flask_signoff import FrozenClock, current_user, login_required, login_user
 from flask_signoff.exceptions import InvalidRequest
 from flask_signoff.stamps import security_stamp
 from flask_signoff.tokens import current_token, token_response
+from tests.support.apps import SECRET, User, count_rows, make_app
 
 COOKIE = "session"
 

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 
 from flask_signoff import Signoff, csrf_exempt, csrf_protect, current_user, login_user
 from flask_signoff.testing import sign_in_client
-from tests.csrf_apps import (
+from tests.support.csrf_apps import (
     SECRET,
     User,
     count_sessions,

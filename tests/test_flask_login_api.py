@@ -9,7 +9,6 @@ import pytest
 from flask import Blueprint, Flask, get_flashed_messages, jsonify
 
 import flask_signoff
-from apps import SECRET, User, count_rows, make_app
 from flask_signoff import (
     AnonymousUserMixin,
     FlaskLoginClient,
@@ -35,6 +34,7 @@ from flask_signoff import (
     user_needs_refresh,
     user_unauthorized,
 )
+from tests.support.apps import SECRET, User, count_rows, make_app
 
 FLASK_LOGIN_06_NAMES = {
     "AUTH_HEADER_NAME",

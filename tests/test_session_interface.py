@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from flask import Flask, jsonify, session
 
-from apps import count_rows, make_app
 from flask_signoff import FrozenClock, Signoff, login_user
 from flask_signoff.core.ids import new_secret, random_tag
 from flask_signoff.extension import get_state
 from flask_signoff.stores.sql import SQLStore
-from support import CountingStore
+from tests.support import CountingStore
+from tests.support.apps import count_rows, make_app
 
 COOKIE = "session"
 

@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from flask import Flask, jsonify
 
-from apps import SECRET, User, make_app
 from flask_signoff import FrozenClock, Signoff, current_user, login_required
 from flask_signoff.extension import get_state
+from tests.support.apps import SECRET, User, make_app
 
 
 def private_pem() -> str:

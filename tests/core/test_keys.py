@@ -20,7 +20,7 @@ from flask_signoff.core.keys import (
 from flask_signoff.core.tokens import TokenLifecycle, TokenPolicy
 from flask_signoff.exceptions import ConfigError, InvalidToken
 from flask_signoff.stores.sql import SQLStore
-from support import AUDIENCE, ISSUER, SECRET_KEY
+from tests.support import AUDIENCE, ISSUER, SECRET_KEY
 
 
 def test_derived_key_is_a_labelled_hmac_subkey() -> None:

@@ -22,7 +22,7 @@ from flask_signoff.exceptions import (
     TokenRevoked,
 )
 from flask_signoff.stores.sql import SQLStore
-from support import CountingStore
+from tests.support import CountingStore
 
 
 def dead(tokens: TokenLifecycle, access_token: str) -> None:

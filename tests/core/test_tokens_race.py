@@ -19,7 +19,7 @@ from flask_signoff.core.ids import hash_secret
 from flask_signoff.core.tokens import TokenLifecycle
 from flask_signoff.exceptions import InvalidGrant, RefreshTokenReused
 from flask_signoff.stores.sql import SQLStore
-from support import SECRET_KEY
+from tests.support import SECRET_KEY
 
 
 def test_eight_threads_one_winner(tokens: TokenLifecycle, store: SQLStore) -> None:

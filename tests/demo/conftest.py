@@ -27,8 +27,8 @@ from flask_signoff import FrozenClock
 from flask_signoff.extension import get_state
 from flask_signoff.stores.redis import RedisStore
 from flask_signoff.stores.sql import SQLStore
-from tests.csrf_apps import count_sessions as count_sqlite_sessions
-from tests.servers import PostgresServer, RedisCluster, RedisServer
+from tests.support.csrf_apps import count_sessions as count_sqlite_sessions
+from tests.support.servers import PostgresServer, RedisCluster, RedisServer
 
 PASSWORD = "correct horse battery"
 BACKENDS = ["sqlite", "redis", "redis_cluster", "postgres"]

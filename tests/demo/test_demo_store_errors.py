@@ -13,7 +13,7 @@ from flask import Flask
 from examples.demo import create_app
 from flask_signoff import FrozenClock
 from tests.demo.conftest import PASSWORD, csrf_token, post_form
-from tests.servers import RedisServer
+from tests.support.servers import RedisServer
 
 COOKIE = "__Host-session"
 

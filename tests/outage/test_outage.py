@@ -4,7 +4,7 @@ For Redis and for PostgreSQL, the demo runs under a real gunicorn (two sync
 workers on 127.0.0.1) with ``SIGNOFF_STORE_TIMEOUT=1``. A few users sign in
 on two devices each (and get an API token when ``/api/token`` issues them).
 Then, while another process sends a steady load as those users
-(:mod:`tests.outage.load`), the store server
+(:mod:`tests.support.load`), the store server
 
 1. **hangs**: it is frozen (``SIGSTOP`` on every process of the server), so
    connections stay open and nothing answers; only the client's timeouts can
@@ -45,9 +45,9 @@ from pathlib import Path
 import pytest
 
 from flask_signoff.extension import UNAVAILABLE_MESSAGE
-from tests.outage import load
 from tests.outage.conftest import STORE_TIMEOUT
-from tests.servers import PostgresServer, RedisServer, free_port
+from tests.support import load
+from tests.support.servers import PostgresServer, RedisServer, free_port
 
 pytestmark = pytest.mark.slow
 

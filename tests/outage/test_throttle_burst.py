@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.outage.test_outage import PASSWORD, Browser, gunicorn_demo
-from tests.servers import PostgresServer, RedisCluster, RedisServer
+from tests.support.servers import PostgresServer, RedisCluster, RedisServer
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ import pytest
 
 from flask_signoff.core.store import Store
 from flask_signoff.stores import open_store
-from tests.servers import PostgresServer, RedisCluster, RedisServer, free_port
+from tests.support.servers import PostgresServer, RedisCluster, RedisServer, free_port
 
 BACKENDS = ["sqlite", "redis", "redis_cluster", "postgres"]
 

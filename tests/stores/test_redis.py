@@ -10,8 +10,8 @@ import pytest
 from flask_signoff.exceptions import StoreError, StoreUnavailable
 from flask_signoff.stores import open_store
 from flask_signoff.stores.redis import RedisStore
-from tests.servers import RedisServer
 from tests.stores.test_conformance import make_family, make_session, new_key, tagging
+from tests.support.servers import RedisServer
 
 
 @pytest.fixture

@@ -26,13 +26,13 @@ from flask_signoff.core.records import SessionRecord
 from flask_signoff.core.sessions import SessionLifecycle, SessionPolicy
 from flask_signoff.exceptions import StoreUnavailable
 from flask_signoff.stores.sql import SQLStore, _Overrun, _Watchdog
-from tests.servers import PostgresServer
 from tests.stores.test_conformance import (
     concurrently,
     make_family,
     make_session,
     tagging,
 )
+from tests.support.servers import PostgresServer
 
 _counter = itertools.count()
 
