@@ -14,6 +14,7 @@ from flask import Flask
 from flask_signoff import FrozenClock
 from flask_signoff.core.records import FamilyRecord, RefreshRecord
 from flask_signoff.extension import get_state
+from tests.support import SECRET_KEY
 from tests.support.apps import count_rows, make_app
 from tests.support.servers import PostgresServer, RedisCluster, RedisServer, free_port
 from tests.test_store_check import FIX, OPT_OUT, policy
@@ -219,7 +220,7 @@ def test_an_app_that_refuses_to_start_fails_the_command_with_the_fix(
     root = Path(__file__).resolve().parents[1]
     env = {
         **os.environ,
-        "FLASK_SECRET_KEY": "a-secret-key-for-the-check-command",
+        "FLASK_SECRET_KEY": SECRET_KEY,
         "FLASK_SIGNOFF_STORE_URL": redis_server.url,
         "SIGNOFF_DEMO_INSTANCE_PATH": str(tmp_path),
     }

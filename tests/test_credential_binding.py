@@ -14,7 +14,8 @@ from flask_signoff import FrozenClock, current_user, login_required, login_user
 from flask_signoff.exceptions import InvalidRequest
 from flask_signoff.stamps import security_stamp
 from flask_signoff.tokens import current_token, token_response
-from tests.support.apps import SECRET, User, count_rows, make_app
+from tests.support import SECRET_KEY
+from tests.support.apps import User, count_rows, make_app
 
 COOKIE = "session"
 
@@ -192,7 +193,7 @@ def test_a_session_bound_to_the_old_stamp_is_not_listed(
 def test_rotating_secret_key_signs_nobody_out(app: Flask) -> None:
     client = sign_in(app)
     pair = tokens(app)
-    app.config["SECRET_KEY_FALLBACKS"] = [SECRET]
+    app.config["SECRET_KEY_FALLBACKS"] = [SECRET_KEY]
     app.config["SECRET_KEY"] = "a-brand-new-secret-key-long-enough-for-hmac"
     assert client.get("/me").status_code == 200
     assert bearer_me(app, pair["access_token"]).status_code == 200

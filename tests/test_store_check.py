@@ -28,6 +28,7 @@ from flask import Flask
 from flask_signoff import FrozenClock, Signoff
 from flask_signoff.exceptions import ConfigError
 from flask_signoff.extension import get_state
+from tests.support import SECRET_KEY
 from tests.support.apps import make_app
 from tests.support.servers import RedisCluster, RedisServer, missing, redis_binary
 from tests.test_tokens_flask import add_api, bearer, tokens_for
@@ -182,7 +183,7 @@ def test_the_opt_out_is_read_from_the_environment(
         app.config.from_prefixed_env()
         assert app.config[OPT_OUT] is True
         app.config.update(
-            SECRET_KEY="x" * 32, TESTING=True, SIGNOFF_STORE_URL=redis_server.url
+            SECRET_KEY=SECRET_KEY, TESTING=True, SIGNOFF_STORE_URL=redis_server.url
         )
         Signoff(app)  # starts
         get_state(app).store.close()

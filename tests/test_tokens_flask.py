@@ -399,7 +399,7 @@ def test_jwt_secret_key_equal_to_secret_key_is_refused(
     db_path: Path, clock: FrozenClock
 ) -> None:
     from flask_signoff import ConfigError
-    from tests.support.apps import SECRET
+    from tests.support import SECRET_KEY
 
     with pytest.raises(ConfigError, match="SIGNOFF_JWT_SECRET_KEY"):
-        make_app(db_path, clock, SIGNOFF_JWT_SECRET_KEY=SECRET)
+        make_app(db_path, clock, SIGNOFF_JWT_SECRET_KEY=SECRET_KEY)

@@ -167,7 +167,9 @@ def test_a_token_signed_with_secret_key_itself_is_refused(
 ) -> None:
     # The JWT key is a subkey of SECRET_KEY, never SECRET_KEY itself.
     token = forge(
-        {"alg": "HS256", "typ": "at+jwt"}, valid_claims(pair, clock()), SECRET_KEY
+        {"alg": "HS256", "typ": "at+jwt"},
+        valid_claims(pair, clock()),
+        SECRET_KEY.encode(),
     )
     refused(tokens, token, counting)
 

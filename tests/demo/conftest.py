@@ -27,6 +27,7 @@ from flask_signoff import FrozenClock
 from flask_signoff.extension import get_state
 from flask_signoff.stores.redis import RedisStore
 from flask_signoff.stores.sql import SQLStore
+from tests.support import SECRET_KEY
 from tests.support.csrf_apps import count_sessions as count_sqlite_sessions
 from tests.support.servers import PostgresServer, RedisCluster, RedisServer
 
@@ -74,7 +75,7 @@ def app(
         {
             "TESTING": True,
             "INSTANCE_PATH": str(instance),
-            "SECRET_KEY": "demo-test-secret-0123456789",
+            "SECRET_KEY": SECRET_KEY,
             "SIGNOFF_TEST_CLOCK": clock,
             # Cheap hashes: the tests sign in hundreds of times.
             "DEMO_ARGON2_PARAMETERS": {"time_cost": 1, "memory_cost": 1024},

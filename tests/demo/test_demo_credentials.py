@@ -29,6 +29,7 @@ from flask_signoff import FrozenClock
 from flask_signoff.core.ids import hash_secret
 from flask_signoff.extension import get_state
 from tests.demo.conftest import PASSWORD, csrf_token, post_form
+from tests.support import SECRET_KEY
 
 NEW_PASSWORD = "a brand new password"
 COOKIE = "__Host-session"
@@ -80,7 +81,7 @@ def race_app(
         {
             "TESTING": True,
             "INSTANCE_PATH": str(instance),
-            "SECRET_KEY": "demo-test-secret-0123456789",
+            "SECRET_KEY": SECRET_KEY,
             "SIGNOFF_TEST_CLOCK": clock,
             "DEMO_ARGON2_PARAMETERS": {"time_cost": 1, "memory_cost": 1024},
             "SIGNOFF_THROTTLE_ACCOUNT_LIMIT": None,

@@ -23,9 +23,10 @@ from flask_signoff import FrozenClock
 from flask_signoff.core.ids import TAG_LENGTH
 from flask_signoff.extension import get_state
 from tests.demo.conftest import PASSWORD, post_form
+from tests.support import SECRET_KEY
 
 COOKIE = "__Host-session"
-OLD_SECRET = "demo-test-secret-0123456789"
+OLD_SECRET = SECRET_KEY
 NEW_SECRET = "demo-test-secret-rotated-9876543210"
 
 

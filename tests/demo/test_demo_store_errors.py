@@ -13,6 +13,7 @@ from flask import Flask
 from examples.demo import create_app
 from flask_signoff import FrozenClock
 from tests.demo.conftest import PASSWORD, csrf_token, post_form
+from tests.support import SECRET_KEY
 from tests.support.servers import RedisServer
 
 COOKIE = "__Host-session"
@@ -24,7 +25,7 @@ def redis_app(instance: Path, clock: FrozenClock, redis_server: RedisServer) -> 
         {
             "TESTING": True,
             "INSTANCE_PATH": str(instance),
-            "SECRET_KEY": "demo-test-secret-0123456789",
+            "SECRET_KEY": SECRET_KEY,
             "SIGNOFF_TEST_CLOCK": clock,
             "SIGNOFF_STORE_URL": redis_server.url,
             "SIGNOFF_KEY_PREFIX": f"demo{time.monotonic_ns()}:",

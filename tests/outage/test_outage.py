@@ -46,7 +46,7 @@ import pytest
 
 from flask_signoff.extension import UNAVAILABLE_MESSAGE
 from tests.outage.conftest import STORE_TIMEOUT
-from tests.support import load
+from tests.support import SECRET_KEY, load
 from tests.support.servers import PostgresServer, RedisServer, free_port
 
 pytestmark = pytest.mark.slow
@@ -156,7 +156,7 @@ def gunicorn_demo(
         FLASK_SIGNOFF_STORE_URL=store_url,
         FLASK_SIGNOFF_STORE_TIMEOUT=str(STORE_TIMEOUT),
         FLASK_SIGNOFF_COOKIE_SECURE="false",
-        FLASK_SECRET_KEY="outage-test-secret-key-0123456789",
+        FLASK_SECRET_KEY=SECRET_KEY,
         # Cheap password hashes: the test signs in a dozen times.
         FLASK_DEMO_ARGON2_PARAMETERS='{"time_cost": 1, "memory_cost": 1024}',
     )

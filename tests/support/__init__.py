@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-#: A SECRET_KEY as an app would have one.
-SECRET_KEY = b"test secret key of the application, not the JWT key"
+#: The ``SECRET_KEY`` of every test app (32 bytes and more, as HMAC wants):
+#: use this one, not a key of your own, unless the test is about a second key.
+SECRET_KEY = "test secret key of the application, not the JWT key"
 ISSUER = "https://app.example"
 AUDIENCE = "app.example"
 

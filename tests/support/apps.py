@@ -18,8 +18,7 @@ from flask_signoff import (
     login_user,
     logout_user,
 )
-
-SECRET = "test-secret-key-that-is-long-enough-for-hmac"
+from tests.support import SECRET_KEY
 
 
 class User(UserMixin):
@@ -41,7 +40,7 @@ def make_app(db_path: Path, clock: FrozenClock, **config: Any) -> Flask:
     app = Flask(__name__)
     app.config.update(
         {
-            "SECRET_KEY": SECRET,
+            "SECRET_KEY": SECRET_KEY,
             "TESTING": True,
             "SIGNOFF_STORE_URL": f"sqlite:///{db_path}",
             "SIGNOFF_COOKIE_SECURE": False,

@@ -11,8 +11,7 @@ from flask import Flask, render_template_string, session
 from flask.testing import FlaskClient
 
 from flask_signoff import FrozenClock, Signoff, UserMixin, login_user
-
-SECRET = "test-secret-key-0123456789abcdef"
+from tests.support import SECRET_KEY
 
 
 class User(UserMixin):
@@ -30,7 +29,7 @@ def make_app(
     default here); ``POST /rotate`` rotates the session id.
     """
     app = Flask(__name__, instance_path=str(instance_path))
-    app.config.update(SECRET_KEY=SECRET, TESTING=True, SIGNOFF_CSRF_PROTECT=True)
+    app.config.update(SECRET_KEY=SECRET_KEY, TESTING=True, SIGNOFF_CSRF_PROTECT=True)
     app.config.update(config)
     clock = FrozenClock()
     signoff = Signoff(app, clock=clock)
