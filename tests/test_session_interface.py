@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from flask import Flask, jsonify, session
 
-from flask_signoff import FrozenClock, Signoff, login_user
+from flask_signoff import FrozenClock, login_user
 from flask_signoff.core.ids import new_secret, random_tag
 from flask_signoff.extension import get_state
 from flask_signoff.stores.sql import SQLStore
-from tests.support import CountingStore
 from tests.support.apps import count_rows, make_app
+from tests.support.counting import CountingStore
 
 COOKIE = "session"
 
@@ -258,11 +258,7 @@ def test_session_cookie_without_remember_is_not_persistent(client: Any) -> None:
 @pytest.fixture
 def counting(db_path: Path, clock: FrozenClock) -> tuple[Flask, CountingStore]:
     store = CountingStore(SQLStore(f"sqlite:///{db_path}"))
-    app = make_app(db_path, clock)
-    # Rebuild the extension around the counting store.
-    signoff = Signoff(store=store, clock=clock)  # type: ignore[arg-type]
-    signoff._user_callback = app.login_manager._user_callback  # type: ignore[attr-defined]
-    signoff.init_app(app)
+    app = make_app(db_path, clock, store=store)  # type: ignore[arg-type]
     # Setting up costs the store's start-up check and nothing else; the
     # tests count what requests cost from here.
     assert store.calls == ["check_config"]

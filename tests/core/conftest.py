@@ -13,7 +13,8 @@ from flask_signoff.core.keys import JWTKey, KeySet
 from flask_signoff.core.sessions import SessionLifecycle, SessionPolicy
 from flask_signoff.core.tokens import TokenLifecycle, TokenPolicy
 from flask_signoff.stores.sql import SQLStore
-from tests.support import AUDIENCE, ISSUER, SECRET_KEY, CountingStore
+from tests.support import AUDIENCE, ISSUER, SECRET_KEY
+from tests.support.counting import CountingStore
 
 
 @pytest.fixture

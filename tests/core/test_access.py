@@ -23,7 +23,8 @@ from flask_signoff.core.keys import JWTKey, KeySet
 from flask_signoff.core.tokens import TokenLifecycle, TokenPair, TokenPolicy
 from flask_signoff.exceptions import InvalidToken, TokenExpired
 from flask_signoff.stores.sql import SQLStore
-from tests.support import AUDIENCE, ISSUER, SECRET_KEY, CountingStore
+from tests.support import AUDIENCE, ISSUER, SECRET_KEY
+from tests.support.counting import CountingStore
 
 
 def b64(data: bytes) -> str:

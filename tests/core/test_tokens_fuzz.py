@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from flask_signoff.core.tokens import RevokeOutcome, TokenLifecycle
 from flask_signoff.exceptions import InvalidGrant, InvalidToken
-from tests.support import CountingStore
+from tests.support.counting import CountingStore
 
 FUZZ = settings(
     max_examples=300,

@@ -18,6 +18,7 @@ from flask_signoff import (
     login_user,
     logout_user,
 )
+from flask_signoff.core.store import Store
 from tests.support import SECRET_KEY
 
 
@@ -35,8 +36,14 @@ class Users(dict[str, User]):
     """The test app's user table: delete a user to see their session end."""
 
 
-def make_app(db_path: Path, clock: FrozenClock, **config: Any) -> Flask:
-    """A small app with the Flask-Login API on Flask-Signoff."""
+def make_app(
+    db_path: Path, clock: FrozenClock, *, store: Store | None = None, **config: Any
+) -> Flask:
+    """A small app with the Flask-Login API on Flask-Signoff.
+
+    Its store is SQLite at ``db_path``, or ``store`` (e.g. a
+    :class:`~tests.support.counting.CountingStore`) when given.
+    """
     app = Flask(__name__)
     app.config.update(
         {
@@ -47,7 +54,7 @@ def make_app(db_path: Path, clock: FrozenClock, **config: Any) -> Flask:
             **config,
         }
     )
-    signoff = Signoff(app, clock=clock)
+    signoff = Signoff(app, clock=clock, store=store)
     users = Users(alice=User("alice"), bob=User("bob"), idle=User("idle", False))
     app.extensions["test_users"] = users
 
