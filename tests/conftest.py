@@ -1,8 +1,19 @@
 """Fixtures shared by the whole test suite.
 
-The real servers (Redis, a Redis Cluster, PostgreSQL) are started once per
-test session on free loopback ports and stopped at the end even when tests
-fail (see :mod:`tests.support.servers`); SQLite stores use a file in ``tmp_path``.
+- ``clock``: a :class:`~flask_signoff.FrozenClock`, the one every app and
+  lifecycle of a test shares; tests move time with ``clock.advance()``.
+- ``db_path``, ``sql_store``, ``lifecycle``, ``app``, ``client``: the
+  Flask-Login API test app (:mod:`tests.support.apps`) on a SQLite file.
+- ``instance``: an app's instance folder (the demo keeps its files there).
+- ``backend``, ``store``: the test runs once per store backend, SQLite,
+  Redis, a Redis Cluster and PostgreSQL, each time in a namespace of its own
+  (:mod:`tests.support.backends`). A test of an app puts its store there
+  with ``**backend.config``; a test of a store takes ``store``.
+- ``redis_server``, ``redis_cluster``, ``postgres_server``: the real
+  servers, started once per test session on free loopback ports and stopped
+  at the end even when tests fail (:mod:`tests.support.servers`).
+
+Helpers that are not fixtures live in :mod:`tests.support`.
 """
 
 from __future__ import annotations
@@ -17,8 +28,10 @@ from flask import Flask
 
 from flask_signoff import FrozenClock
 from flask_signoff.core.sessions import SessionLifecycle, SessionPolicy
+from flask_signoff.core.store import Store
 from flask_signoff.stores.sql import SQLStore
 from tests.support.apps import make_app
+from tests.support.backends import BACKENDS, Backend, open_backend
 from tests.support.servers import (
     PostgresServer,
     RedisCluster,
@@ -30,6 +43,24 @@ from tests.support.servers import (
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock()
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Path:
+    """The instance folder of an app under test (not created)."""
+    return tmp_path / "instance"
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, instance: Path) -> Iterator[Backend]:
+    """The store backend the test runs on, in a namespace of the test's own."""
+    yield from open_backend(request.param, instance, request)
+
+
+@pytest.fixture
+def store(backend: Backend) -> Store:
+    """The store of ``backend``."""
+    return backend.store
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from flask_signoff.core.access import AccessTokenCodec
 from flask_signoff.core.ids import new_secret, random_tag
 from flask_signoff.core.keys import KeySet
 from flask_signoff.extension import get_state
-from tests.support.apps import count_rows
+from tests.support.backends import count_rows
 
 #: Credentials a browser keeps and sends by itself on every request to the
 #: site: a staging gate's Basic, an intranet's Kerberos or NTLM; and a header

@@ -15,7 +15,8 @@ from flask_signoff import FrozenClock
 from flask_signoff.core.records import FamilyRecord, RefreshRecord
 from flask_signoff.extension import get_state
 from tests.support import SECRET_KEY
-from tests.support.apps import count_rows, make_app
+from tests.support.apps import make_app
+from tests.support.backends import count_rows
 from tests.support.servers import PostgresServer, RedisCluster, RedisServer, free_port
 from tests.test_store_check import FIX, OPT_OUT, policy
 

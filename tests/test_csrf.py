@@ -12,11 +12,11 @@ from flask.testing import FlaskClient
 from flask_signoff import Signoff, csrf_exempt, csrf_protect, current_user, login_user
 from flask_signoff.testing import sign_in_client
 from tests.support import SECRET_KEY
+from tests.support.cookies import session_cookie
 from tests.support.csrf_apps import (
     User,
     count_sessions,
     make_app,
-    session_cookie,
     token_of,
 )
 

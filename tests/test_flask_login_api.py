@@ -35,7 +35,8 @@ from flask_signoff import (
     user_unauthorized,
 )
 from tests.support import SECRET_KEY
-from tests.support.apps import User, count_rows, make_app
+from tests.support.apps import User, make_app
+from tests.support.backends import count_rows
 
 FLASK_LOGIN_06_NAMES = {
     "AUTH_HEADER_NAME",

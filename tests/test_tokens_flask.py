@@ -15,7 +15,8 @@ from flask_signoff import FrozenClock, current_user, login_required, logout_user
 from flask_signoff.core.ids import new_secret, random_tag
 from flask_signoff.exceptions import InvalidRequest
 from flask_signoff.tokens import current_token, token_required, token_response
-from tests.support.apps import count_rows, make_app
+from tests.support.apps import make_app
+from tests.support.backends import count_rows
 
 
 def add_api(app: Flask) -> None:

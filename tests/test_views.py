@@ -19,11 +19,11 @@ from flask_signoff import (
 )
 from flask_signoff.testing import sign_in_client
 from flask_signoff.views import SIGNED_OUT_COOKIE
+from tests.support.cookies import session_cookie
 from tests.support.csrf_apps import (
     User,
     count_sessions,
     make_app,
-    session_cookie,
     token_of,
 )
 

@@ -36,7 +36,7 @@ from flask_signoff.core.records import (
 from flask_signoff.core.sessions import SessionLifecycle, SessionPolicy
 from flask_signoff.core.store import Store
 from flask_signoff.exceptions import StoreError, StoreUnavailable
-from tests.stores.conftest import Backend
+from tests.support.backends import Backend
 
 T = TypeVar("T")
 

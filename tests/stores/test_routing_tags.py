@@ -22,8 +22,8 @@ from flask_signoff.core.ids import TAG_LENGTH, parse_secret
 from flask_signoff.core.sessions import SessionLifecycle, SessionPolicy
 from flask_signoff.exceptions import StoreUnavailable
 from flask_signoff.stores import open_store
-from tests.stores.conftest import Backend
 from tests.stores.test_conformance import concurrently
+from tests.support.backends import Backend
 
 
 def unkeyed_tag(user_id: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -103,12 +102,3 @@ def make_app(
         return jsonify(ok=signoff.rotate())
 
     return app
-
-
-def count_rows(db_path: Path, table: str = "signoff_sessions") -> int:
-    with sqlite3.connect(db_path) as conn:
-        try:
-            query = f"SELECT count(*) FROM {table}"  # noqa: S608 (test tables only)
-            return int(conn.execute(query).fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0
