@@ -33,6 +33,9 @@ from tests.support.apps import make_app
 from tests.support.servers import RedisCluster, RedisServer, missing, redis_binary
 from tests.test_tokens_flask import add_api, bearer, tokens_for
 
+#: Every test here starts or uses a Redis server.
+pytestmark = pytest.mark.slow
+
 FIX = "CONFIG SET maxmemory-policy noeviction"
 OPT_OUT = "SIGNOFF_REDIS_ALLOW_EVICTION"
 

@@ -20,6 +20,9 @@ from flask_signoff.core.tokens import RevokeOutcome, TokenLifecycle
 from flask_signoff.exceptions import InvalidGrant, InvalidToken
 from tests.support.counting import CountingStore
 
+#: Hundreds of examples per test: seconds each.
+pytestmark = pytest.mark.slow
+
 FUZZ = settings(
     max_examples=300,
     deadline=None,

@@ -160,6 +160,7 @@ def survivors(app: Flask, loot: list[Loot]) -> dict[str, int]:
     return alive
 
 
+@pytest.mark.slow  # trials of a race: seconds
 def test_sign_ins_racing_a_password_change_do_not_outlive_it(
     race_app: Flask,
 ) -> None:

@@ -23,7 +23,7 @@ from tests.support.cookies import (
     session_cookie,
     set_cookie_header,
 )
-from tests.support.demo import PASSWORD
+from tests.support.demo import CHEAP_ARGON2, PASSWORD
 from tests.support.forms import csrf_token, post_form
 
 Login = Callable[..., FlaskClient]
@@ -821,6 +821,7 @@ def test_config_from_the_environment(
             "TESTING": True,
             "INSTANCE_PATH": str(tmp_path / "instance"),
             "SIGNOFF_TEST_CLOCK": clock,
+            "DEMO_ARGON2_PARAMETERS": CHEAP_ARGON2,
         }
     )
     assert app.config["SIGNOFF_IDLE_TIMEOUT"] == 2
@@ -834,28 +835,34 @@ def test_config_from_the_environment(
     assert me(client) == 401
 
 
+def instance_only(path: Path) -> dict[str, t.Any]:
+    """The demo's test config naming only its instance folder (cheap hashes)."""
+    return {
+        "TESTING": True,
+        "INSTANCE_PATH": str(path),
+        "DEMO_ARGON2_PARAMETERS": CHEAP_ARGON2,
+    }
+
+
 def test_secret_key_generated_once_into_the_instance_folder(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.delenv("FLASK_SECRET_KEY", raising=False)
-    first = create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path)})
+    first = create_app(instance_only(tmp_path))
     key_file = tmp_path / "secret_key"
     assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
-    second = create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path)})
+    second = create_app(instance_only(tmp_path))
     assert first.secret_key == second.secret_key
     assert len(str(first.secret_key)) == 64
     monkeypatch.setenv("FLASK_SECRET_KEY", "from-the-environment")
-    assert (
-        create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path)}).secret_key
-        == "from-the-environment"
-    )
+    assert create_app(instance_only(tmp_path)).secret_key == "from-the-environment"
 
 
 def test_plain_http_cookies_under_the_flask_command(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("FLASK_RUN_FROM_CLI", "true")
-    app = create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path)})
+    app = create_app(instance_only(tmp_path))
     assert app.config["SIGNOFF_COOKIE_SECURE"] is False
     client = app.test_client()
     response = client.get("/login")
@@ -864,7 +871,7 @@ def test_plain_http_cookies_under_the_flask_command(
     assert "HttpOnly" in header
     # An explicit setting wins.
     monkeypatch.setenv("FLASK_SIGNOFF_COOKIE_SECURE", "true")
-    app = create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path)})
+    app = create_app(instance_only(tmp_path))
     assert app.config["SIGNOFF_COOKIE_SECURE"] is True
 
 
@@ -885,7 +892,7 @@ def test_instance_files_are_private_whatever_the_umask(
             {
                 "TESTING": True,
                 "INSTANCE_PATH": str(tmp_path),
-                "DEMO_ARGON2_PARAMETERS": {"time_cost": 1, "memory_cost": 1024},
+                "DEMO_ARGON2_PARAMETERS": CHEAP_ARGON2,
             }
         )
         client = app.test_client()

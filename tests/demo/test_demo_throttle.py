@@ -118,6 +118,7 @@ def alice(register: Callable[[str], None]) -> str:
     return "alice"
 
 
+@pytest.mark.slow  # bursts of checks that each take CHECK_SECONDS: seconds
 def test_a_burst_of_guesses_checks_no_more_than_the_limit(
     app: Flask, endpoint: str, alice: str, checks: Checks, limit: int
 ) -> None:

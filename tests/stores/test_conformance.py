@@ -733,6 +733,7 @@ def test_no_secret_is_stored_in_clear(backend: Backend) -> None:
         assert s[9:25].encode() not in raw
 
 
+@pytest.mark.slow  # waits out a timeout per call: seconds
 def test_unreachable_store_raises_store_unavailable(backend: Backend) -> None:
     with backend.outage() as dead:
         calls: list[Callable[[], object]] = [

@@ -79,6 +79,7 @@ def _tags_in_a_process(
             s.close()
 
 
+@pytest.mark.slow  # spawns processes
 def test_a_fresh_store_asked_at_once_everywhere_makes_one_key(
     backend: Backend,
 ) -> None:

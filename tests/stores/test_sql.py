@@ -37,7 +37,7 @@ from tests.support.servers import PostgresServer
 _counter = itertools.count()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
 def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of a database with no tables at all."""
     if request.param == "sqlite":
@@ -67,6 +67,7 @@ def _worker(url: str, start_at: float) -> int:
         store.close()
 
 
+@pytest.mark.slow  # spawns processes
 def test_processes_creating_the_schema_at_once_all_come_up(empty_db: str) -> None:
     ctx = multiprocessing.get_context("spawn")
     start_at = time.time() + 2.0  # every process imported and waiting by then
@@ -191,6 +192,7 @@ def test_sqlite_reads_reconnect_after_close(sqlite_store: SQLStore) -> None:
     assert sqlite_store._sqlite_connection() is not before
 
 
+@pytest.mark.slow  # forks a process
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_sqlite_reads_in_a_forked_child_use_their_own_connection(
     sqlite_store: SQLStore,

@@ -46,6 +46,8 @@ SERVER_FIXTURES = {
     "redis_cluster": "redis_cluster",
     "postgres": "postgres_server",
 }
+#: The backends that need a server: a test on one of them is ``slow``.
+SERVER_BACKENDS = frozenset(SERVER_FIXTURES)
 
 _counter = itertools.count()
 

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tests.support import SECRET_KEY
+from tests.support.demo import CHEAP_ARGON2
 from tests.support.forms import csrf_field
 from tests.support.servers import free_port
 
@@ -113,7 +114,7 @@ def gunicorn_demo(
         FLASK_SIGNOFF_COOKIE_SECURE="false",
         FLASK_SECRET_KEY=SECRET_KEY,
         # Cheap password hashes: the test signs in a dozen times.
-        FLASK_DEMO_ARGON2_PARAMETERS='{"time_cost": 1, "memory_cost": 1024}',
+        FLASK_DEMO_ARGON2_PARAMETERS=json.dumps(CHEAP_ARGON2),
     )
     env.update(env_extra or {})
     command = [
