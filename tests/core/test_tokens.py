@@ -21,6 +21,7 @@ from flask_signoff.exceptions import (
     TokenRevoked,
 )
 from flask_signoff.stores.sql import SQLStore
+from tests.support.backends import sqlite_query
 from tests.support.counting import CountingStore
 
 
@@ -402,22 +403,25 @@ def test_tokens_of_another_issuer_configuration_are_not_ours(
 # -- revocation racing a refresh ----------------------------------------------
 
 
-def revoke_every_family_of_alice(store: SQLStore) -> None:
+def revoke_every_family_of_alice(store: SQLStore, db_url: str) -> None:
     """A revocation, slipped in at one step of a refresh."""
-    with store.engine.connect() as conn:
-        rows = conn.exec_driver_sql("SELECT family_id FROM signoff_families")
-        families = [r[0] for r in rows]
-    for family in families:
+    path = db_url.removeprefix("sqlite:///")
+    for (family,) in sqlite_query(path, "SELECT family_id FROM signoff_families"):
         store.revoke_family(family, "alice", 1e12)
 
 
 @pytest.mark.parametrize("before", ["get_family", "add_refresh"])
 def test_a_family_revoked_during_a_refresh_issues_nothing(
-    store: SQLStore, keys: KeySet, policy: TokenPolicy, clock: FrozenClock, before: str
+    store: SQLStore,
+    db_url: str,
+    keys: KeySet,
+    policy: TokenPolicy,
+    clock: FrozenClock,
+    before: str,
 ) -> None:
     pair = TokenLifecycle(store, keys, policy, clock).issue("alice")
     revoking = CountingStore(
-        store, before={before: lambda: revoke_every_family_of_alice(store)}
+        store, before={before: lambda: revoke_every_family_of_alice(store, db_url)}
     )
     racing = TokenLifecycle(revoking, keys, policy, clock)  # type: ignore[arg-type]
     with pytest.raises(InvalidGrant):

@@ -128,7 +128,7 @@ class Backend:
             return repr(rows).encode()
         if self.name == "postgres":
             return _postgres_dump(self.server, self.table_prefix)
-        return _redis_dump(self.store, self.key_prefix)
+        return _redis_dump(self.url, self.key_prefix)
 
     def raw(self) -> bytes:
         """Everything the backend wrote, as it lies on disk where we can see it
@@ -288,23 +288,23 @@ def _postgres_dump(server: Any, table_prefix: str) -> bytes:
     return repr(out).encode()
 
 
-def _redis_dump(store: Store, prefix: str) -> bytes:
-    from flask_signoff.stores.redis import RedisStore
-
-    assert isinstance(store, RedisStore)
-    client = store.client
+def _redis_dump(url: str, prefix: str) -> bytes:
+    client = redis_client(url)
     out: list[str] = []
-    for name in sorted(str(k) for k in client.scan_iter(match=f"{prefix}*")):
-        kind = client.type(name)
-        out.append(f"{name} {kind}")
-        if kind == "hash":
-            out.append(repr(client.hgetall(name)))
-        elif kind == "string":
-            out.append(repr(client.get(name)))
-        elif kind == "zset":
-            out.append(repr(client.zrange(name, 0, -1, withscores=True)))
-        elif kind == "set":
-            out.append(repr(sorted(client.smembers(name))))
+    try:
+        for name in sorted(redis_keys(client, f"{prefix}*")):
+            kind = client.type(name)
+            out.append(f"{name} {kind}")
+            if kind == "hash":
+                out.append(repr(client.hgetall(name)))
+            elif kind == "string":
+                out.append(repr(client.get(name)))
+            elif kind == "zset":
+                out.append(repr(client.zrange(name, 0, -1, withscores=True)))
+            elif kind == "set":
+                out.append(repr(sorted(client.smembers(name))))
+    finally:
+        client.close()
     return "\n".join(out).encode()
 
 
