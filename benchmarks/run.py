@@ -77,14 +77,14 @@ def servers(
     found: dict[str, t.Any] = {}
     with contextlib.ExitStack() as stack:
         try:
-            from tests.servers import (
+            from tests.support.servers import (
                 PostgresServer,
                 RedisServer,
                 ServerMissing,
                 running,
             )
         except ImportError as e:
-            notes.append(f"no servers: cannot import tests.servers ({e})")
+            notes.append(f"no servers: cannot import tests.support.servers ({e})")
             yield found
             return
         if want_redis:
@@ -318,7 +318,7 @@ def phase_http(ctx: Context) -> dict[str, t.Any] | None:
     from benchmarks import over_http as http
     from benchmarks import report
     from benchmarks.contenders import BY_NAME
-    from tests.servers import free_port
+    from tests.support.servers import free_port
 
     if http.wrk_path() is None:
         ctx.notes.append(

@@ -36,7 +36,7 @@ def store_for(backend: str) -> Iterator[Store]:
         yield store
         store.close()
         return
-    from tests.servers import RedisServer, running
+    from tests.support.servers import RedisServer, running
 
     server = RedisServer(tempfile.mkdtemp(prefix="signoff-bench-redis-"))
     with running(server):

@@ -35,7 +35,7 @@ BACKENDS = ("sqlite", "redis", "cluster", "postgres")
 
 @contextmanager
 def store_for(backend: str) -> Iterator[Store]:
-    from tests.servers import PostgresServer, RedisCluster, RedisServer, running
+    from tests.support.servers import PostgresServer, RedisCluster, RedisServer, running
 
     with ExitStack() as stack:
         if backend == "sqlite":

@@ -1,12 +1,32 @@
 """Fixtures shared by the whole test suite.
 
-The real servers (Redis, a Redis Cluster, PostgreSQL) are started once per
-test session on free loopback ports and stopped at the end even when tests
-fail (see :mod:`tests.servers`); SQLite stores use a file in ``tmp_path``.
+- ``clock``: a :class:`~flask_signoff.FrozenClock`, the one every app and
+  lifecycle of a test shares; tests move time with ``clock.advance()``.
+- ``db_path``, ``sql_store``, ``lifecycle``, ``app``, ``client``: the
+  Flask-Login API test app (:mod:`tests.support.apps`) on a SQLite file.
+- ``instance``: an app's instance folder (the demo keeps its files there).
+- ``backend``, ``store``: the test runs once per store backend, SQLite,
+  Redis, a Redis Cluster and PostgreSQL, each time in a namespace of its own
+  (:mod:`tests.support.backends`). A test of an app puts its store there
+  with ``**backend.config``; a test of a store takes ``store``.
+- ``redis_server``, ``redis_cluster``, ``postgres_server``: the real
+  servers, started once per test session on free loopback ports and stopped
+  at the end even when tests fail (:mod:`tests.support.servers`).
+
+Helpers that are not fixtures live in :mod:`tests.support`.
+
+Markers: a test that starts a server or a process, or takes seconds, is
+``slow``; a test in a real browser is ``browser`` (and ``slow``). The hook
+below marks by itself every test that uses a server fixture or runs on a
+backend other than SQLite; others carry the mark in their module. So
+``pytest -m "not slow and not browser"`` runs every module on SQLite in
+well under a minute, and plain ``pytest`` (CI) runs everything.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,21 +35,105 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from apps import make_app
 from flask_signoff import FrozenClock
 from flask_signoff.core.sessions import SessionLifecycle, SessionPolicy
+from flask_signoff.core.store import Store
 from flask_signoff.stores.sql import SQLStore
-from tests.servers import (
+from tests.support.apps import make_app
+from tests.support.backends import BACKENDS, SERVER_BACKENDS, Backend, open_backend
+from tests.support.servers import (
     PostgresServer,
     RedisCluster,
     RedisServer,
+    running_test,
     started,
 )
+
+#: Where the tests' temporary files go when the caller chose nowhere: memory.
+TMPFS = "/dev/shm"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # SQLite stores sync every commit to disk (synchronous=FULL): on a busy
+    # disk that is most of what a store test waits for, and nothing a test
+    # checks. With a roomy tmpfs, and neither TMPDIR nor --basetemp given,
+    # tmp_path and every temporary folder (servers' too) live in memory.
+    if config.option.basetemp or os.environ.get("TMPDIR"):
+        return
+    roomy = os.path.isdir(TMPFS) and os.access(TMPFS, os.W_OK)
+    if roomy and shutil.disk_usage(TMPFS).free > 2 * 1024**3:
+        tempfile.tempdir = TMPFS
+
+
+#: Fixtures that start a server process: a test that uses one is ``slow``.
+SERVER_FIXTURES = frozenset(
+    {
+        "redis_server",
+        "redis_cluster",
+        "postgres_server",
+        "outage_redis",
+        "outage_postgres",
+        "demo_server",
+    }
+)
+#: Fixtures that drive a real browser: a test that uses one is ``browser``.
+BROWSER_FIXTURES = frozenset({"new_browser"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test that needs a server, ``browser`` a browser's.
+
+    A test needs a server when it uses a server fixture, runs on a backend
+    other than SQLite (the ``backend`` fixture or parameter), or takes the
+    name of a server fixture as a parameter (to ``getfixturevalue`` it).
+    """
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        params = dict(callspec.params) if callspec is not None else {}
+        names = {v for v in params.values() if isinstance(v, str)}
+        if fixtures & BROWSER_FIXTURES:
+            item.add_marker(pytest.mark.browser)
+        if (
+            fixtures & (SERVER_FIXTURES | BROWSER_FIXTURES)
+            or params.get("backend") in SERVER_BACKENDS
+            or names & SERVER_FIXTURES
+        ):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[object]:
+    # tests.support.servers refuses to start a server for a test that is
+    # not marked slow (a server fixture missing from SERVER_FIXTURES).
+    running_test.append(item)
+    try:
+        return (yield)
+    finally:
+        running_test.remove(item)
 
 
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock()
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Path:
+    """The instance folder of an app under test (not created)."""
+    return tmp_path / "instance"
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, instance: Path) -> Iterator[Backend]:
+    """The store backend the test runs on, in a namespace of the test's own."""
+    yield from open_backend(request.param, instance, request)
+
+
+@pytest.fixture
+def store(backend: Backend) -> Store:
+    """The store of ``backend``."""
+    return backend.store
 
 
 @pytest.fixture

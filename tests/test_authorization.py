@@ -13,7 +13,6 @@ import pytest
 from flask import Flask
 
 import flask_signoff
-from apps import count_rows
 from flask_signoff.authorization import (
     BearerToken,
     MalformedBearer,
@@ -26,6 +25,7 @@ from flask_signoff.core.access import AccessTokenCodec
 from flask_signoff.core.ids import new_secret, random_tag
 from flask_signoff.core.keys import KeySet
 from flask_signoff.responses import wants_json
+from tests.support.backends import count_rows
 
 #: Credentials a browser keeps and sends by itself on every request to the
 #: site: a staging gate's Basic, an intranet's Kerberos or NTLM; and a header

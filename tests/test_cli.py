@@ -11,12 +11,14 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from apps import count_rows, make_app
 from flask_signoff import FrozenClock
 from flask_signoff.core.records import FamilyRecord, RefreshRecord
 from flask_signoff.extension import get_state
-from test_store_check import FIX, OPT_OUT, policy
-from tests.servers import PostgresServer, RedisCluster, RedisServer, free_port
+from tests.support import SECRET_KEY
+from tests.support.apps import make_app
+from tests.support.backends import count_rows
+from tests.support.servers import PostgresServer, RedisCluster, RedisServer, free_port
+from tests.test_store_check import FIX, OPT_OUT, policy
 
 _namespaces = itertools.count()
 
@@ -219,7 +221,7 @@ def test_an_app_that_refuses_to_start_fails_the_command_with_the_fix(
     root = Path(__file__).resolve().parents[1]
     env = {
         **os.environ,
-        "FLASK_SECRET_KEY": "a-secret-key-for-the-check-command",
+        "FLASK_SECRET_KEY": SECRET_KEY,
         "FLASK_SIGNOFF_STORE_URL": redis_server.url,
         "SIGNOFF_DEMO_INSTANCE_PATH": str(tmp_path),
     }

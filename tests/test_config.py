@@ -8,15 +8,15 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from apps import SECRET
 from flask_signoff import ConfigError, Signoff
 from flask_signoff.extension import get_state
 from flask_signoff.stores import open_store, redact_url
+from tests.support import SECRET_KEY
 
 
 def build(tmp_path: Path, **config: Any) -> Flask:
     app = Flask(__name__, instance_path=str(tmp_path / "instance"))
-    app.config.update({"SECRET_KEY": SECRET, "TESTING": True, **config})
+    app.config.update({"SECRET_KEY": SECRET_KEY, "TESTING": True, **config})
     Signoff(app)
     return app
 
@@ -100,7 +100,7 @@ def test_insecure_cookie_warns_outside_debug(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = Flask(__name__, instance_path=str(tmp_path / "i"))
-    app.config.update(SECRET_KEY=SECRET, SIGNOFF_COOKIE_SECURE=False)
+    app.config.update(SECRET_KEY=SECRET_KEY, SIGNOFF_COOKIE_SECURE=False)
     Signoff(app)
     assert "SIGNOFF_COOKIE_SECURE is off" in caplog.text
 
@@ -117,7 +117,7 @@ def _jwt_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 def _production_app(tmp_path: Path, **config: Any) -> Flask:
     app = Flask(__name__, instance_path=str(tmp_path / "i"))
-    app.config.update(SECRET_KEY=SECRET, **config)
+    app.config.update(SECRET_KEY=SECRET_KEY, **config)
     Signoff(app)
     return app
 
@@ -185,7 +185,7 @@ def test_missing_driver_fails_at_init_app_with_the_pip_line(
     with pytest.raises(ImportError):
         __import__(driver)
     app = Flask(__name__, instance_path=str(tmp_path / "instance"))
-    app.config.update(SECRET_KEY=SECRET, TESTING=True, SIGNOFF_STORE_URL=url)
+    app.config.update(SECRET_KEY=SECRET_KEY, TESTING=True, SIGNOFF_STORE_URL=url)
     signoff = Signoff()
     with pytest.raises(ConfigError) as info:
         signoff.init_app(app)

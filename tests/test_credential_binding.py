@@ -10,13 +10,16 @@ import pytest
 from flask import Flask, jsonify, request
 from flask.testing import FlaskClient
 
-from apps import SECRET, User, count_rows, make_app
 from flask_signoff import FrozenClock, current_user, login_required, login_user
 from flask_signoff.bearer import current_token, token_response
 from flask_signoff.exceptions import InvalidRequest
 from flask_signoff.stamps import security_stamp
+from tests.support import SECRET_KEY
+from tests.support.apps import User, make_app
+from tests.support.backends import count_rows
+from tests.support.cookies import PLAIN_SESSION, client_with_cookie, session_cookie
 
-COOKIE = "session"
+COOKIE = PLAIN_SESSION
 
 
 class StampedUser(User):
@@ -94,15 +97,9 @@ def sign_in(app: Flask, name: str = "alice", **args: str) -> FlaskClient:
 
 
 def cookie(client: FlaskClient) -> str:
-    value = client.get_cookie(COOKIE)
+    value = session_cookie(client, COOKIE)
     assert value is not None
-    return value.value
-
-
-def thief_with(app: Flask, value: str) -> FlaskClient:
-    thief = app.test_client()
-    thief.set_cookie(COOKIE, value)
-    return thief
+    return value
 
 
 def tokens(app: Flask, name: str = "alice") -> dict[str, Any]:
@@ -127,7 +124,7 @@ def test_a_copied_cookie_dies_when_the_stamp_changes(
     app: Flask, stamps: dict[str, str], db_path: Path
 ) -> None:
     owner = sign_in(app)
-    thief = thief_with(app, cookie(owner))
+    thief = client_with_cookie(app, cookie(owner), COOKIE)
     bob = sign_in(app, "bob")
     assert thief.get("/me").status_code == 200
     stamps["alice"] = "hash-2"  # changed elsewhere: a reset by e-mail, say
@@ -170,7 +167,7 @@ def test_password_changed_keeps_this_session_fresh_and_ends_the_rest(
     assert laptop.get("/fresh").status_code == 200
     assert len(laptop.get("/sessions").json) == 1
     # Everything else: dead.
-    assert thief_with(app, before).get("/me").status_code == 401
+    assert client_with_cookie(app, before, COOKIE).get("/me").status_code == 401
     assert phone.get("/me").status_code == 401
     assert bearer_me(app, stale_tokens["access_token"]).status_code == 401
     assert refresh(app, stale_tokens["refresh_token"]).status_code == 400
@@ -192,7 +189,7 @@ def test_a_session_bound_to_the_old_stamp_is_not_listed(
 def test_rotating_secret_key_signs_nobody_out(app: Flask) -> None:
     client = sign_in(app)
     pair = tokens(app)
-    app.config["SECRET_KEY_FALLBACKS"] = [SECRET]
+    app.config["SECRET_KEY_FALLBACKS"] = [SECRET_KEY]
     app.config["SECRET_KEY"] = "a-brand-new-secret-key-long-enough-for-hmac"
     assert client.get("/me").status_code == 200
     assert bearer_me(app, pair["access_token"]).status_code == 200

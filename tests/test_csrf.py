@@ -11,12 +11,12 @@ from flask.testing import FlaskClient
 
 from flask_signoff import Signoff, csrf_exempt, csrf_protect, current_user, login_user
 from flask_signoff.testing import sign_in_client
-from tests.csrf_apps import (
-    SECRET,
+from tests.support import SECRET_KEY
+from tests.support.cookies import session_cookie
+from tests.support.csrf_apps import (
     User,
     count_sessions,
     make_app,
-    session_cookie,
     token_of,
 )
 
@@ -182,13 +182,13 @@ def test_old_secret_key_still_accepted(tmp_path: Path) -> None:
 
     new_app = make_app(
         tmp_path / "b",
-        SECRET_KEY=SECRET,
+        SECRET_KEY=SECRET_KEY,
         SECRET_KEY_FALLBACKS=["the-old-key-0123456789"],
     )[0]
     client = new_app.test_client()
     client.set_cookie(NONCE_COOKIE, nonce.value, secure=True)
     assert client.post("/act", data={"csrf_token": token}).status_code == 200
-    unrelated = make_app(tmp_path / "c", SECRET_KEY=SECRET)[0].test_client()
+    unrelated = make_app(tmp_path / "c", SECRET_KEY=SECRET_KEY)[0].test_client()
     unrelated.set_cookie(NONCE_COOKIE, nonce.value, secure=True)
     assert unrelated.post("/act", data={"csrf_token": token}).status_code == 403
 
@@ -377,7 +377,7 @@ def flask_wtf_app(tmp_path: Path) -> tuple[Flask, object, Signoff]:
     from flask_wtf.csrf import CSRFProtect
 
     app = Flask(__name__, instance_path=str(tmp_path))
-    app.config.update(SECRET_KEY=SECRET, TESTING=True, SIGNOFF_CSRF_PROTECT=True)
+    app.config.update(SECRET_KEY=SECRET_KEY, TESTING=True, SIGNOFF_CSRF_PROTECT=True)
     CSRFProtect(app)
     wtf_global = app.jinja_env.globals["csrf_token"]
     signoff = Signoff(app)

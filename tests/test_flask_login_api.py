@@ -9,7 +9,6 @@ import pytest
 from flask import Blueprint, Flask, get_flashed_messages, jsonify
 
 import flask_signoff
-from apps import SECRET, User, count_rows, make_app
 from flask_signoff import (
     AnonymousUserMixin,
     FlaskLoginClient,
@@ -35,6 +34,9 @@ from flask_signoff import (
     user_needs_refresh,
     user_unauthorized,
 )
+from tests.support import SECRET_KEY
+from tests.support.apps import User, make_app
+from tests.support.backends import count_rows
 
 FLASK_LOGIN_06_NAMES = {
     "AUTH_HEADER_NAME",
@@ -114,7 +116,9 @@ def test_login_manager_is_signoff() -> None:
 def test_init_app_later_and_login_manager_attribute(tmp_path: Path) -> None:
     app = Flask(__name__)
     app.config.update(
-        SECRET_KEY=SECRET, SIGNOFF_STORE_URL=f"sqlite:///{tmp_path}/s.db", TESTING=True
+        SECRET_KEY=SECRET_KEY,
+        SIGNOFF_STORE_URL=f"sqlite:///{tmp_path}/s.db",
+        TESTING=True,
     )
     manager = LoginManager()
     manager.init_app(app)

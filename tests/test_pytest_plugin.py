@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from apps import User, make_app
 from flask_signoff import FrozenClock
+from tests.support.apps import User, make_app
 
 
 def test_plugin_fixtures_sign_in_for_real(

@@ -11,35 +11,30 @@ from typing import Any
 import pytest
 from flask import Flask, jsonify, session
 
-from apps import count_rows, make_app
-from flask_signoff import FrozenClock, Signoff, login_user
+from flask_signoff import FrozenClock, login_user
 from flask_signoff.core.ids import new_secret, random_tag
 from flask_signoff.extension import get_state
 from flask_signoff.stores.sql import SQLStore
-from support import CountingStore
+from tests.support.apps import make_app
+from tests.support.backends import count_rows
+from tests.support.cookies import PLAIN_SESSION, client_with_cookie, session_cookie
+from tests.support.counting import CountingStore
 
-COOKIE = "session"
-
-
-def cookie_of(client: Any, name: str = COOKIE) -> str | None:
-    c = client.get_cookie(name)
-    return c.value if c is not None else None
+COOKIE = PLAIN_SESSION
 
 
 def login(client: Any, name: str = "alice") -> str:
     r = client.post(f"/login/{name}")
     assert r.status_code == 200
     assert r.json == {"ok": True}
-    value = cookie_of(client)
+    value = session_cookie(client, COOKIE)
     assert value is not None
     return value
 
 
 def replay(app: Flask, value: str, path: str = "/me") -> Any:
     """A second client that only has a copy of the cookie."""
-    thief = app.test_client()
-    thief.set_cookie(COOKIE, value)
-    return thief.get(path)
+    return client_with_cookie(app, value, COOKIE).get(path)
 
 
 # -- invariant 1: after logout the copied cookie is refused ---------------
@@ -65,7 +60,7 @@ def test_logout_deletes_the_record(app: Flask, client: Any, db_path: Path) -> No
 
 def test_id_changes_on_login_and_the_old_one_dies(app: Flask, client: Any) -> None:
     client.post("/cart/book")
-    before = cookie_of(client)
+    before = session_cookie(client, COOKIE)
     assert before is not None
     after = login(client)
     assert after != before
@@ -76,7 +71,7 @@ def test_id_changes_on_login_and_the_old_one_dies(app: Flask, client: Any) -> No
 def test_id_changes_on_rotation(app: Flask, client: Any) -> None:
     first = login(client)
     assert client.post("/rotate").json == {"ok": True}
-    second = cookie_of(client)
+    second = session_cookie(client, COOKIE)
     assert second is not None
     assert second != first
     assert replay(app, first).status_code == 401
@@ -98,7 +93,7 @@ def test_planted_session_of_the_attacker_does_not_survive_login(
 ) -> None:
     attacker = app.test_client()
     attacker.post("/cart/trap")  # a real anonymous session
-    planted = cookie_of(attacker)
+    planted = session_cookie(attacker, COOKIE)
     assert planted is not None
     victim = app.test_client()
     victim.set_cookie(COOKIE, planted)
@@ -115,7 +110,7 @@ def test_logout_keeps_non_auth_data_under_a_new_id(app: Flask, client: Any) -> N
     signed_in = login(client)
     r = client.post("/logout")
     assert r.status_code == 200
-    kept = cookie_of(client)
+    kept = session_cookie(client, COOKIE)
     assert kept is not None
     assert kept != signed_in
     assert client.get("/public").json == {"user": None, "cart": "book"}
@@ -127,7 +122,7 @@ def test_logout_clear_drops_everything(app: Flask, client: Any, db_path: Path) -
     login(client)
     r = client.post("/logout-clear")
     assert "Max-Age=0" in r.headers["Set-Cookie"]
-    assert cookie_of(client) is None
+    assert session_cookie(client, COOKIE) is None
     assert client.get("/public").json == {"user": None, "cart": None}
     assert count_rows(db_path) == 0
 
@@ -193,7 +188,7 @@ def test_idle_timeout_over_http(app: Flask, client: Any, clock: FrozenClock) -> 
     clock.advance(30 * 60)
     r = client.get("/me")
     assert r.status_code == 401
-    assert cookie_of(client) is None  # the dead cookie is deleted
+    assert session_cookie(client, COOKIE) is None  # the dead cookie is deleted
 
 
 def test_absolute_timeout_over_http(
@@ -232,13 +227,13 @@ def test_remembered_session_comes_back_rotated_and_not_fresh(
     client = app.test_client()
     r = client.post("/login/alice")
     assert "Max-Age=2592000" in r.headers["Set-Cookie"]
-    first = cookie_of(client)
+    first = session_cookie(client, COOKIE)
     assert first is not None
     assert client.get("/fresh").status_code == 200
     clock.advance(3600)  # past idle
     r = client.get("/me")
     assert r.status_code == 200
-    second = cookie_of(client)
+    second = session_cookie(client, COOKIE)
     assert second is not None
     assert second != first
     assert replay(app, first).status_code == 401
@@ -258,11 +253,7 @@ def test_session_cookie_without_remember_is_not_persistent(client: Any) -> None:
 @pytest.fixture
 def counting(db_path: Path, clock: FrozenClock) -> tuple[Flask, CountingStore]:
     store = CountingStore(SQLStore(f"sqlite:///{db_path}"))
-    app = make_app(db_path, clock)
-    # Rebuild the extension around the counting store.
-    signoff = Signoff(store=store, clock=clock)  # type: ignore[arg-type]
-    signoff._user_callback = app.login_manager._user_callback  # type: ignore[attr-defined]
-    signoff.init_app(app)
+    app = make_app(db_path, clock, store=store)  # type: ignore[arg-type]
     # Setting up costs the store's start-up check and nothing else; the
     # tests count what requests cost from here.
     assert store.calls == ["check_config"]
@@ -362,7 +353,7 @@ def test_the_store_keeps_no_session_id(
     secret = login(client)
     client.post("/cart/x")
     client.post("/rotate")
-    rotated = cookie_of(client)
+    rotated = session_cookie(client, COOKIE)
     assert rotated is not None
     raw = b"".join(p.read_bytes() for p in db_path.parent.glob("signoff.sqlite3*"))
     for value in (secret, rotated):
@@ -493,7 +484,7 @@ def test_store_down_is_503_and_keeps_the_cookie(
         lock.rollback()
         lock.close()
     # Nothing was lost: the same cookie works again.
-    assert cookie_of(client) == secret
+    assert session_cookie(client, COOKIE) == secret
     assert client.get("/me").json == {"user": "alice"}
 
 

@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 from flask import Flask, jsonify
 
-from apps import count_rows, make_app
 from flask_signoff import (
     FrozenClock,
     current_user,
@@ -18,6 +17,8 @@ from flask_signoff import (
 )
 from flask_signoff.exceptions import InvalidGrant, TokenError
 from flask_signoff.extension import get_state
+from tests.support.apps import make_app
+from tests.support.backends import count_rows
 
 
 def add_routes(app: Flask) -> None:

@@ -25,12 +25,16 @@ import pytest
 import redis
 from flask import Flask
 
-from apps import make_app
 from flask_signoff import FrozenClock, Signoff
 from flask_signoff.exceptions import ConfigError
 from flask_signoff.extension import get_state
-from test_tokens_flask import add_api, bearer, tokens_for
-from tests.servers import RedisCluster, RedisServer, missing, redis_binary
+from tests.support import SECRET_KEY
+from tests.support.apps import make_app
+from tests.support.servers import RedisCluster, RedisServer, missing, redis_binary
+from tests.test_tokens_flask import add_api, bearer, tokens_for
+
+#: Every test here starts or uses a Redis server.
+pytestmark = pytest.mark.slow
 
 FIX = "CONFIG SET maxmemory-policy noeviction"
 OPT_OUT = "SIGNOFF_REDIS_ALLOW_EVICTION"
@@ -75,7 +79,7 @@ def own_redis(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
 
 @pytest.fixture
 def redis_app(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
-    """Make the test app (tests/apps.py) with the token API on Redis at a URL.
+    """Make the test app (tests/support/apps.py) with the token API on Redis at a URL.
 
     ``redis_app(url, **config)``; the stores are closed at the end.
     """
@@ -182,7 +186,7 @@ def test_the_opt_out_is_read_from_the_environment(
         app.config.from_prefixed_env()
         assert app.config[OPT_OUT] is True
         app.config.update(
-            SECRET_KEY="x" * 32, TESTING=True, SIGNOFF_STORE_URL=redis_server.url
+            SECRET_KEY=SECRET_KEY, TESTING=True, SIGNOFF_STORE_URL=redis_server.url
         )
         Signoff(app)  # starts
         get_state(app).store.close()

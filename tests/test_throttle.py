@@ -10,8 +10,8 @@ from typing import Any, cast
 import pytest
 from flask import Flask, jsonify, request
 
-from apps import make_app
 from flask_signoff import FrozenClock, TooManyAttempts, login_user
+from tests.support.apps import make_app
 
 PASSWORD = "correct horse"
 

@@ -11,9 +11,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from flask import Flask, jsonify
 
-from apps import SECRET, User, make_app
 from flask_signoff import FrozenClock, Signoff, current_user, login_required
 from flask_signoff.extension import get_state
+from tests.support import SECRET_KEY
+from tests.support.apps import User, make_app
 
 
 def private_pem() -> str:
@@ -55,7 +56,7 @@ def test_default_key_is_a_subkey_of_secret_key(
     token = issue(app)
     assert jwt.get_unverified_header(token)["alg"] == "HS256"
     with pytest.raises(jwt.InvalidSignatureError):
-        jwt.decode(token, SECRET, algorithms=["HS256"], audience=app.import_name)
+        jwt.decode(token, SECRET_KEY, algorithms=["HS256"], audience=app.import_name)
     assert status(app, token) == 200
 
 
@@ -66,7 +67,7 @@ def test_secret_key_fallbacks_rotate_the_jwt_key(
     old_token = issue(old_app)
     new_secret = "a brand new secret key, long enough for anyone"
     rotated = make_app(
-        db_path, clock, SECRET_KEY=new_secret, SECRET_KEY_FALLBACKS=[SECRET]
+        db_path, clock, SECRET_KEY=new_secret, SECRET_KEY_FALLBACKS=[SECRET_KEY]
     )
     assert status(rotated, old_token) == 200
     new_token = issue(rotated)
@@ -152,7 +153,7 @@ def test_secret_key_set_after_init_app(tmp_path: Path, clock: FrozenClock) -> No
     assert status(app, "a.b.c") == 401
     with app.test_request_context(), pytest.raises(RuntimeError, match="SECRET_KEY"):
         signoff.issue_tokens(User("alice"))
-    app.secret_key = SECRET
+    app.secret_key = SECRET_KEY
     assert get_state(app).tokens.lifecycle_or_none() is not None
     assert status(app, issue(app)) == 200
 
@@ -168,7 +169,7 @@ def _env_app(
         monkeypatch.setenv(f"FLASK_{key}", value)
     app = Flask(__name__)
     app.config.update(
-        SECRET_KEY=SECRET,
+        SECRET_KEY=SECRET_KEY,
         TESTING=True,
         SIGNOFF_STORE_URL=f"sqlite:///{tmp_path}/s.db",
         SIGNOFF_COOKIE_SECURE=False,

@@ -11,11 +11,12 @@ import jwt
 import pytest
 from flask import Flask, jsonify, request
 
-from apps import count_rows, make_app
 from flask_signoff import FrozenClock, current_user, login_required, logout_user
 from flask_signoff.bearer import current_token, token_required, token_response
 from flask_signoff.core.ids import new_secret, random_tag
 from flask_signoff.exceptions import InvalidRequest
+from tests.support.apps import make_app
+from tests.support.backends import count_rows
 
 
 def add_api(app: Flask) -> None:
@@ -398,8 +399,8 @@ def test_expired_access_token(api: Flask, clock: FrozenClock) -> None:
 def test_jwt_secret_key_equal_to_secret_key_is_refused(
     db_path: Path, clock: FrozenClock
 ) -> None:
-    from apps import SECRET
     from flask_signoff import ConfigError
+    from tests.support import SECRET_KEY
 
     with pytest.raises(ConfigError, match="SIGNOFF_JWT_SECRET_KEY"):
-        make_app(db_path, clock, SIGNOFF_JWT_SECRET_KEY=SECRET)
+        make_app(db_path, clock, SIGNOFF_JWT_SECRET_KEY=SECRET_KEY)

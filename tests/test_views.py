@@ -19,7 +19,13 @@ from flask_signoff import (
 )
 from flask_signoff.testing import sign_in_client
 from flask_signoff.views import SIGNED_OUT_COOKIE
-from tests.csrf_apps import User, count_sessions, make_app, session_cookie, token_of
+from tests.support.cookies import session_cookie
+from tests.support.csrf_apps import (
+    User,
+    count_sessions,
+    make_app,
+    token_of,
+)
 
 
 def build(tmp_path: Path, **config: t.Any) -> Flask:

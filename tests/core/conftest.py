@@ -1,4 +1,9 @@
-"""Fixtures of the core tests: a real SQLite store, a frozen clock, tokens."""
+"""Fixtures of the core tests: a real SQLite store, keys, tokens.
+
+The core runs on SQLite here (``store`` overrides the backend-parametrized
+fixture of ``tests/conftest.py``); ``clock`` is the shared frozen clock of
+``tests/conftest.py``.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,8 @@ from flask_signoff.core.keys import JWTKey, KeySet
 from flask_signoff.core.sessions import SessionLifecycle, SessionPolicy
 from flask_signoff.core.tokens import TokenLifecycle, TokenPolicy
 from flask_signoff.stores.sql import SQLStore
-from support import AUDIENCE, ISSUER, SECRET_KEY, CountingStore
+from tests.support import AUDIENCE, ISSUER, SECRET_KEY
+from tests.support.counting import CountingStore
 
 
 @pytest.fixture
@@ -26,11 +32,6 @@ def store(db_url: str) -> Iterator[SQLStore]:
     s = SQLStore(db_url)
     yield s
     s.close()
-
-
-@pytest.fixture
-def clock() -> FrozenClock:
-    return FrozenClock()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from flask_signoff.stores.sql import SQLStore
 
 def refresh_once(
     url: str,
-    secret_key: bytes,
+    secret_key: str | bytes,
     now: float,
     refresh_token: str,
     barrier: Any,

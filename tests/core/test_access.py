@@ -28,7 +28,8 @@ from flask_signoff.core.tokens import (
 )
 from flask_signoff.exceptions import InvalidToken, TokenExpired
 from flask_signoff.stores.sql import SQLStore
-from support import AUDIENCE, ISSUER, SECRET_KEY, CountingStore
+from tests.support import AUDIENCE, ISSUER, SECRET_KEY
+from tests.support.counting import CountingStore
 
 
 def b64(data: bytes) -> str:
@@ -172,7 +173,9 @@ def test_a_token_signed_with_secret_key_itself_is_refused(
 ) -> None:
     # The JWT key is a subkey of SECRET_KEY, never SECRET_KEY itself.
     token = forge(
-        {"alg": "HS256", "typ": "at+jwt"}, valid_claims(pair, clock()), SECRET_KEY
+        {"alg": "HS256", "typ": "at+jwt"},
+        valid_claims(pair, clock()),
+        SECRET_KEY.encode(),
     )
     refused(tokens, token, counting)
 

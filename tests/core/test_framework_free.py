@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import flask_signoff
 
 PACKAGE = Path(flask_signoff.__file__).parent
@@ -41,6 +43,7 @@ def test_core_imports_neither_flask_nor_werkzeug() -> None:
                 assert allowed, f"{path.name} imports {name}"
 
 
+@pytest.mark.slow  # a new interpreter
 def test_core_and_sql_store_load_without_flask() -> None:
     # Importing flask_signoff.core goes through flask_signoff/__init__, which
     # loads the Flask layer; stand in an empty package to see what the core

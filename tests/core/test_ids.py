@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -40,6 +41,7 @@ def test_public_ids_are_unique_and_not_secrets() -> None:
     assert all(parse_secret(i) is None for i in ids)
 
 
+@pytest.mark.slow  # Hypothesis: seconds
 @given(st.text(max_size=200))
 def test_parse_secret_is_total(value: str) -> None:
     tag = parse_secret(value)

@@ -20,15 +20,16 @@ from flask_signoff.core.keys import (
 from flask_signoff.core.tokens import TokenLifecycle, TokenPolicy
 from flask_signoff.exceptions import ConfigError, InvalidToken
 from flask_signoff.stores.sql import SQLStore
-from support import AUDIENCE, ISSUER, SECRET_KEY
+from tests.support import AUDIENCE, ISSUER, SECRET_KEY
 
 
 def test_derived_key_is_a_labelled_hmac_subkey() -> None:
+    secret = SECRET_KEY.encode()
     key = derive_hmac_key(SECRET_KEY)
-    assert key == hmac.new(SECRET_KEY, b"flask-signoff jwt", hashlib.sha256).digest()
+    assert key == hmac.new(secret, b"flask-signoff jwt", hashlib.sha256).digest()
     assert len(key) == 32
-    assert key != SECRET_KEY
-    assert derive_hmac_key(SECRET_KEY.decode()) == key
+    assert key != secret
+    assert derive_hmac_key(secret) == key
     assert derive_hmac_key(SECRET_KEY, b"other") != key
     assert len(derive_hmac_key(SECRET_KEY, digest="sha512")) == 64
 

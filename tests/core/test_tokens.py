@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
 
 import jwt
 import pytest
@@ -22,7 +21,8 @@ from flask_signoff.exceptions import (
     TokenRevoked,
 )
 from flask_signoff.stores.sql import SQLStore
-from support import CountingStore
+from tests.support.backends import sqlite_query
+from tests.support.counting import CountingStore
 
 
 def dead(tokens: TokenLifecycle, access_token: str) -> None:
@@ -232,27 +232,6 @@ def test_revoke_user_kills_earlier_tokens_only(
     tokens.verify(tokens.refresh(bob.refresh_token).access_token)
 
 
-class PausingStore(CountingStore):
-    """Runs ``hooks[name]`` right after the method ``name`` returns."""
-
-    def __init__(self, inner: Any, hooks: dict[str, Any]) -> None:
-        super().__init__(inner)
-        self.hooks = hooks
-
-    def __getattr__(self, name: str) -> Any:
-        attr = super().__getattr__(name)
-        hook = self.hooks.get(name)
-        if hook is None:
-            return attr
-
-        def hooked(*args: Any, **kwargs: Any) -> Any:
-            result = attr(*args, **kwargs)
-            hook()
-            return result
-
-        return hooked
-
-
 def test_refresh_racing_revoke_user_issues_nothing_that_lives(
     tokens: TokenLifecycle, store: SQLStore, clock: FrozenClock
 ) -> None:
@@ -268,7 +247,7 @@ def test_refresh_racing_revoke_user_issues_nothing_that_lives(
             assert go.wait(10)
 
     sessions = SessionLifecycle(
-        PausingStore(store, {"bump_epoch": pause_after_bump}),  # type: ignore[arg-type]
+        CountingStore(store, after={"bump_epoch": pause_after_bump}),  # type: ignore[arg-type]
         SessionPolicy(),
         clock,
     )
@@ -424,37 +403,27 @@ def test_tokens_of_another_issuer_configuration_are_not_ours(
 # -- revocation racing a refresh ----------------------------------------------
 
 
-class RevokingStore:
-    """The real store, with a revocation slipped in at one step of a refresh."""
-
-    def __init__(self, inner: SQLStore, before: str) -> None:
-        self._inner = inner
-        self._before = before
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._inner, name)
-        if name != self._before:
-            return attr
-
-        def racing(*args: Any, **kwargs: Any) -> Any:
-            for family in list(self._families()):
-                self._inner.revoke_family(family, "alice", 1e12)
-            return attr(*args, **kwargs)
-
-        return racing
-
-    def _families(self) -> list[str]:
-        with self._inner.engine.connect() as conn:
-            rows = conn.exec_driver_sql("SELECT family_id FROM signoff_families")
-            return [r[0] for r in rows]
+def revoke_every_family_of_alice(store: SQLStore, db_url: str) -> None:
+    """A revocation, slipped in at one step of a refresh."""
+    path = db_url.removeprefix("sqlite:///")
+    for (family,) in sqlite_query(path, "SELECT family_id FROM signoff_families"):
+        store.revoke_family(family, "alice", 1e12)
 
 
 @pytest.mark.parametrize("before", ["get_family", "add_refresh"])
 def test_a_family_revoked_during_a_refresh_issues_nothing(
-    store: SQLStore, keys: KeySet, policy: TokenPolicy, clock: FrozenClock, before: str
+    store: SQLStore,
+    db_url: str,
+    keys: KeySet,
+    policy: TokenPolicy,
+    clock: FrozenClock,
+    before: str,
 ) -> None:
     pair = TokenLifecycle(store, keys, policy, clock).issue("alice")
-    racing = TokenLifecycle(RevokingStore(store, before), keys, policy, clock)  # type: ignore[arg-type]
+    revoking = CountingStore(
+        store, before={before: lambda: revoke_every_family_of_alice(store, db_url)}
+    )
+    racing = TokenLifecycle(revoking, keys, policy, clock)  # type: ignore[arg-type]
     with pytest.raises(InvalidGrant):
         racing.refresh(pair.refresh_token)
     dead(TokenLifecycle(store, keys, policy, clock), pair.access_token)

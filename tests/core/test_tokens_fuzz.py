@@ -18,7 +18,10 @@ from hypothesis import strategies as st
 
 from flask_signoff.core.tokens import RevokeOutcome, TokenLifecycle
 from flask_signoff.exceptions import InvalidGrant, InvalidToken
-from support import CountingStore
+from tests.support.counting import CountingStore
+
+#: Hundreds of examples per test: seconds each.
+pytestmark = pytest.mark.slow
 
 FUZZ = settings(
     max_examples=300,

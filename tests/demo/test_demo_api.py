@@ -12,7 +12,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_signoff import FrozenClock
-from tests.demo.conftest import PASSWORD, count_sessions, csrf_token, post_form
+from tests.support.backends import count_sessions
+from tests.support.demo import PASSWORD
+from tests.support.forms import csrf_token, post_form
 
 
 @pytest.fixture

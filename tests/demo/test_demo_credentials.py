@@ -23,12 +23,13 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from examples.demo import create_app
 from examples.demo.users import User, UserStore, users_table
 from flask_signoff import FrozenClock
 from flask_signoff.core.ids import hash_secret
 from flask_signoff.extension import get_state
-from tests.demo.conftest import PASSWORD, csrf_token, post_form
+from tests.support.backends import Backend
+from tests.support.demo import PASSWORD, close_demo, open_demo
+from tests.support.forms import csrf_token, post_form
 
 NEW_PASSWORD = "a brand new password"
 COOKIE = "__Host-session"
@@ -67,31 +68,23 @@ def sign_in(app: Flask, username: str, password: str = PASSWORD) -> FlaskClient:
 
 
 @pytest.fixture
-def race_app(
-    instance: Path, clock: FrozenClock, store_config: dict[str, Any]
-) -> Iterator[Flask]:
+def race_app(instance: Path, clock: FrozenClock, backend: Backend) -> Iterator[Flask]:
     """The demo as the ``app`` fixture makes it, for hundreds of sign-ins.
 
     Throttling is off (the attackers' failed attempts after the change would
     add up across trials and lock everyone out, the owner included) and the
     per-user cap is high (so the attackers' sessions never evict the owner's).
     """
-    app = create_app(
-        {
-            "TESTING": True,
-            "INSTANCE_PATH": str(instance),
-            "SECRET_KEY": "demo-test-secret-0123456789",
-            "SIGNOFF_TEST_CLOCK": clock,
-            "DEMO_ARGON2_PARAMETERS": {"time_cost": 1, "memory_cost": 1024},
-            "SIGNOFF_THROTTLE_ACCOUNT_LIMIT": None,
-            "SIGNOFF_THROTTLE_IP_LIMIT": None,
-            "SIGNOFF_MAX_SESSIONS_PER_USER": 100_000,
-            **store_config,
-        }
+    app = open_demo(
+        instance,
+        clock,
+        SIGNOFF_THROTTLE_ACCOUNT_LIMIT=None,
+        SIGNOFF_THROTTLE_IP_LIMIT=None,
+        SIGNOFF_MAX_SESSIONS_PER_USER=100_000,
+        **backend.config,
     )
     yield app
-    get_state(app).store.close()
-    app.extensions["demo_users"].engine.dispose()
+    close_demo(app)
 
 
 @dataclasses.dataclass
@@ -167,6 +160,7 @@ def survivors(app: Flask, loot: list[Loot]) -> dict[str, int]:
     return alive
 
 
+@pytest.mark.slow  # trials of a race: seconds
 def test_sign_ins_racing_a_password_change_do_not_outlive_it(
     race_app: Flask,
 ) -> None:

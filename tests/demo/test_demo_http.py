@@ -16,16 +16,18 @@ from flask.testing import FlaskClient
 
 from examples.demo import create_app
 from flask_signoff import FrozenClock
-from tests.demo.conftest import (
-    PASSWORD,
-    count_sessions,
-    csrf_token,
-    forget_expired,
-    post_form,
+from tests.support.backends import count_sessions, forget_expired
+from tests.support.cookies import (
+    HOST_SESSION,
+    client_with_cookie,
+    session_cookie,
+    set_cookie_header,
 )
+from tests.support.demo import CHEAP_ARGON2, PASSWORD
+from tests.support.forms import csrf_token, post_form
 
 Login = Callable[..., FlaskClient]
-COOKIE = "__Host-session"
+COOKIE = HOST_SESSION
 CHROME = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/126.0.0.0 Safari/537.36"
@@ -53,22 +55,9 @@ def me(client: FlaskClient) -> int:
     return client.get("/api/me").status_code
 
 
-def cookie_of(client: FlaskClient) -> str | None:
-    cookie = client.get_cookie(COOKIE)
-    return cookie.value if cookie is not None else None
-
-
-def set_cookie_header(response: t.Any, name: str = COOKIE) -> str:
-    return next(
-        h for h in response.headers.getlist("Set-Cookie") if h.startswith(f"{name}=")
-    )
-
-
 def replay(app: Flask, cookie: str) -> FlaskClient:
     """A new client that holds a copy of someone's session cookie."""
-    thief = app.test_client()
-    thief.set_cookie(COOKIE, cookie, secure=True)
-    return thief
+    return client_with_cookie(app, cookie)
 
 
 def session_ids(client: FlaskClient) -> dict[str, bool]:
@@ -192,7 +181,7 @@ def test_login_bad_credentials_401_with_form(
     html = response.get_data(as_text=True)
     assert '<form method="post" action="/login">' in html
     assert 'name="csrf_token"' in html
-    assert cookie_of(client) is None
+    assert session_cookie(client) is None
 
 
 @pytest.mark.parametrize("headers", [{}, *CROSS_SITE])
@@ -206,7 +195,7 @@ def test_login_needs_csrf_and_same_origin(
         data["csrf_token"] = csrf_token(client)
     response = client.post("/login", data=data, headers=headers)
     assert response.status_code == 403
-    assert cookie_of(client) is None
+    assert session_cookie(client) is None
 
 
 #: Credentials a browser keeps and sends by itself (HTTP authentication of a
@@ -236,7 +225,7 @@ def test_login_csrf_with_browser_sent_authorization_refused(
         headers={**headers, "Authorization": authorization},
     )
     assert response.status_code == 403
-    assert cookie_of(victim) is None
+    assert session_cookie(victim) is None
 
 
 @pytest.mark.parametrize("authorization", AMBIENT_AUTHORIZATION)
@@ -282,7 +271,7 @@ def test_logout_behind_http_authentication_ends_the_session(
     client = login("alice")
     token = csrf_token(client, "/")
     behind_http_authentication(client, authorization)
-    copied = cookie_of(client)
+    copied = session_cookie(client)
     assert copied is not None
     assert count_sessions(app) == 1
     response = client.post("/logout", data={"csrf_token": token})
@@ -293,7 +282,7 @@ def test_logout_behind_http_authentication_ends_the_session(
     deleted = set_cookie_header(response)
     for attribute in ("Max-Age=0", "Secure", "HttpOnly", "Path=/", "SameSite=Lax"):
         assert attribute in deleted
-    assert cookie_of(client) is None
+    assert session_cookie(client) is None
     assert me(client) == 401
     # A copy of the cookie taken before sign-out is dead, header or not.
     thief = replay(app, copied)
@@ -323,7 +312,7 @@ def test_logout_behind_http_authentication_needs_csrf_and_same_origin(
 
 def test_login_replaces_a_planted_session(app: Flask, login: Login) -> None:
     mallory = login("mallory")
-    planted = cookie_of(mallory)
+    planted = session_cookie(mallory)
     assert planted is not None
     victim = replay(app, planted)
     response = victim.post(
@@ -334,7 +323,7 @@ def test_login_replaces_a_planted_session(app: Flask, login: Login) -> None:
     login("alice")  # registers alice
     response = post_form(victim, "/login", username="alice", password=PASSWORD)
     assert response.status_code == 303
-    assert cookie_of(victim) != planted
+    assert session_cookie(victim) != planted
     assert victim.get("/api/me").json == {"user": "alice"}
     # The planted id is gone: it does not lead to alice, nor to anyone.
     assert me(replay(app, planted)) == 401
@@ -351,7 +340,7 @@ def test_anonymous_pages_create_no_store_record(app: Flask) -> None:
     failed = post_form(client, "/login", username="x", password="y")
     assert failed.status_code == 401
     assert count_sessions(app) == 0
-    assert cookie_of(client) is None
+    assert session_cookie(client) is None
     # The count sees records where there are some: signing in makes one.
     post_form(client, "/register", username="alice", password=PASSWORD)
     post_form(client, "/login", username="alice", password=PASSWORD)
@@ -397,7 +386,7 @@ def test_every_authenticated_page_has_the_sign_out_form(
 
 def test_get_logout_is_a_confirm_page_that_changes_nothing(login: Login) -> None:
     client = login("alice")
-    cookie = cookie_of(client)
+    cookie = session_cookie(client)
     response = client.get("/logout")
     assert response.status_code == 200
     assert '<button type="submit" id="confirm-sign-out">' in response.get_data(
@@ -407,13 +396,13 @@ def test_get_logout_is_a_confirm_page_that_changes_nothing(login: Login) -> None
         h.startswith(f"{COOKIE}=") for h in response.headers.getlist("Set-Cookie")
     )
     assert "Clear-Site-Data" not in response.headers
-    assert cookie_of(client) == cookie
+    assert session_cookie(client) == cookie
     assert me(client) == 200
 
 
 def test_post_logout_ends_the_session_for_good(app: Flask, login: Login) -> None:
     client = login("alice")
-    copied = cookie_of(client)
+    copied = session_cookie(client)
     assert copied is not None
     response = client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
     assert response.status_code == 303
@@ -538,7 +527,7 @@ def test_api_sessions_json(login: Login, clock: FrozenClock) -> None:
     assert created.timestamp() == clock()
     assert dt.datetime.fromisoformat(older["last_seen_at"]).tzinfo is not None
     # The public id is not the cookie.
-    assert newest["id"] not in (cookie_of(client) or "")
+    assert newest["id"] not in (session_cookie(client) or "")
 
 
 def test_revoke_one_session(login: Login) -> None:
@@ -689,14 +678,14 @@ def test_remembered_session_comes_back_after_idle_under_a_new_id(
 ) -> None:
     laptop = login("alice", remember=True)
     phone = login("alice")
-    before = cookie_of(laptop)
+    before = session_cookie(laptop)
     assert before is not None
     clock.advance(IDLE + 60)
     if forgotten:
         forget_expired(app)  # the phone's session; the laptop's lives on
     response = laptop.get("/api/me")
     assert response.status_code == 200
-    after = cookie_of(laptop)
+    after = session_cookie(laptop)
     assert after is not None
     assert after != before
     assert me(replay(app, before)) == 401
@@ -740,7 +729,7 @@ def test_password_change_ends_every_other_session(app: Flask, login: Login) -> N
     laptop = login("alice")
     phone = login("alice")
     bob = login("bob")
-    old_cookie = cookie_of(laptop)
+    old_cookie = session_cookie(laptop)
     assert old_cookie is not None
 
     for current in (None, "", "wrong password"):
@@ -762,7 +751,7 @@ def test_password_change_ends_every_other_session(app: Flask, login: Login) -> N
     )
     assert response.status_code == 303
     assert me(laptop) == 200
-    assert cookie_of(laptop) != old_cookie
+    assert session_cookie(laptop) != old_cookie
     assert me(replay(app, old_cookie)) == 401
     assert me(phone) == 401
     assert me(bob) == 200
@@ -832,6 +821,7 @@ def test_config_from_the_environment(
             "TESTING": True,
             "INSTANCE_PATH": str(tmp_path / "instance"),
             "SIGNOFF_TEST_CLOCK": clock,
+            "DEMO_ARGON2_PARAMETERS": CHEAP_ARGON2,
         }
     )
     assert app.config["SIGNOFF_IDLE_TIMEOUT"] == 2
@@ -845,28 +835,34 @@ def test_config_from_the_environment(
     assert me(client) == 401
 
 
+def instance_only(path: Path) -> dict[str, t.Any]:
+    """The demo's test config naming only its instance folder (cheap hashes)."""
+    return {
+        "TESTING": True,
+        "INSTANCE_PATH": str(path),
+        "DEMO_ARGON2_PARAMETERS": CHEAP_ARGON2,
+    }
+
+
 def test_secret_key_generated_once_into_the_instance_folder(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.delenv("FLASK_SECRET_KEY", raising=False)
-    first = create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path)})
+    first = create_app(instance_only(tmp_path))
     key_file = tmp_path / "secret_key"
     assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
-    second = create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path)})
+    second = create_app(instance_only(tmp_path))
     assert first.secret_key == second.secret_key
     assert len(str(first.secret_key)) == 64
     monkeypatch.setenv("FLASK_SECRET_KEY", "from-the-environment")
-    assert (
-        create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path)}).secret_key
-        == "from-the-environment"
-    )
+    assert create_app(instance_only(tmp_path)).secret_key == "from-the-environment"
 
 
 def test_plain_http_cookies_under_the_flask_command(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("FLASK_RUN_FROM_CLI", "true")
-    app = create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path)})
+    app = create_app(instance_only(tmp_path))
     assert app.config["SIGNOFF_COOKIE_SECURE"] is False
     client = app.test_client()
     response = client.get("/login")
@@ -875,7 +871,7 @@ def test_plain_http_cookies_under_the_flask_command(
     assert "HttpOnly" in header
     # An explicit setting wins.
     monkeypatch.setenv("FLASK_SIGNOFF_COOKIE_SECURE", "true")
-    app = create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path)})
+    app = create_app(instance_only(tmp_path))
     assert app.config["SIGNOFF_COOKIE_SECURE"] is True
 
 
@@ -896,7 +892,7 @@ def test_instance_files_are_private_whatever_the_umask(
             {
                 "TESTING": True,
                 "INSTANCE_PATH": str(tmp_path),
-                "DEMO_ARGON2_PARAMETERS": {"time_cost": 1, "memory_cost": 1024},
+                "DEMO_ARGON2_PARAMETERS": CHEAP_ARGON2,
             }
         )
         client = app.test_client()

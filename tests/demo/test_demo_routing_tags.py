@@ -18,14 +18,16 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from examples.demo import create_app
 from flask_signoff import FrozenClock
 from flask_signoff.core.ids import TAG_LENGTH
 from flask_signoff.extension import get_state
-from tests.demo.conftest import PASSWORD, post_form
+from tests.support import SECRET_KEY
+from tests.support.backends import Backend
+from tests.support.demo import PASSWORD, close_demo, open_demo
+from tests.support.forms import post_form
 
 COOKIE = "__Host-session"
-OLD_SECRET = "demo-test-secret-0123456789"
+OLD_SECRET = SECRET_KEY
 NEW_SECRET = "demo-test-secret-rotated-9876543210"
 
 
@@ -62,27 +64,13 @@ def user_id_of(app: Flask, username: str) -> str:
     return str(user.id)
 
 
-def open_demo(instance: Path, clock: FrozenClock, **config: Any) -> Flask:
-    return create_app(
-        {
-            "TESTING": True,
-            "INSTANCE_PATH": str(instance),
-            "SECRET_KEY": OLD_SECRET,
-            "SIGNOFF_TEST_CLOCK": clock,
-            "DEMO_ARGON2_PARAMETERS": {"time_cost": 1, "memory_cost": 1024},
-            **config,
-        }
-    )
-
-
 @pytest.fixture
 def opened() -> Iterator[list[Flask]]:
     """Apps a test makes beside ``app``; their connections closed after it."""
     apps: list[Flask] = []
     yield apps
     for app in apps:
-        get_state(app).store.close()
-        app.extensions["demo_users"].engine.dispose()
+        close_demo(app)
 
 
 def test_a_credential_does_not_tell_whose_it_is(app: Flask) -> None:
@@ -105,7 +93,7 @@ def test_a_credential_does_not_tell_whose_it_is(app: Flask) -> None:
 
 def test_two_apps_on_two_stores_give_user_1_different_tags(
     app: Flask,
-    store_config: dict[str, Any],
+    backend: Backend,
     tmp_path: Path,
     clock: FrozenClock,
     opened: list[Flask],
@@ -113,7 +101,7 @@ def test_two_apps_on_two_stores_give_user_1_different_tags(
     # The same backend, another namespace: what a second app deploys.
     other_config = {
         key: value + "other_" if key.endswith("_PREFIX") else value
-        for key, value in store_config.items()
+        for key, value in backend.config.items()
     }
     other = open_demo(tmp_path / "other-instance", clock, **other_config)
     opened.append(other)
@@ -130,7 +118,7 @@ def test_two_apps_on_two_stores_give_user_1_different_tags(
 
 def test_the_tag_survives_a_secret_key_rotation(
     app: Flask,
-    store_config: dict[str, Any],
+    backend: Backend,
     instance: Path,
     clock: FrozenClock,
     opened: list[Flask],
@@ -144,7 +132,7 @@ def test_the_tag_survives_a_secret_key_rotation(
         clock,
         SECRET_KEY=NEW_SECRET,
         SECRET_KEY_FALLBACKS=[OLD_SECRET],
-        **store_config,
+        **backend.config,
     )
     opened.append(rotated)
     after_client, after = sign_in(rotated)
@@ -176,7 +164,7 @@ def test_the_tag_survives_a_secret_key_rotation(
 
 def test_the_cli_finds_a_users_sessions_across_a_rotation(
     app: Flask,
-    store_config: dict[str, Any],
+    backend: Backend,
     instance: Path,
     clock: FrozenClock,
     opened: list[Flask],
@@ -189,7 +177,7 @@ def test_the_cli_finds_a_users_sessions_across_a_rotation(
         clock,
         SECRET_KEY=NEW_SECRET,
         SECRET_KEY_FALLBACKS=[OLD_SECRET],
-        **store_config,
+        **backend.config,
     )
     opened.append(rotated)
     after_client, _ = sign_in(rotated)

@@ -10,26 +10,21 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from examples.demo import create_app
 from flask_signoff import FrozenClock
-from tests.demo.conftest import PASSWORD, csrf_token, post_form
-from tests.servers import RedisServer
+from tests.support.demo import PASSWORD, open_demo
+from tests.support.forms import csrf_token, post_form
+from tests.support.servers import RedisServer
 
 COOKIE = "__Host-session"
 
 
 @pytest.fixture
 def redis_app(instance: Path, clock: FrozenClock, redis_server: RedisServer) -> Flask:
-    return create_app(
-        {
-            "TESTING": True,
-            "INSTANCE_PATH": str(instance),
-            "SECRET_KEY": "demo-test-secret-0123456789",
-            "SIGNOFF_TEST_CLOCK": clock,
-            "SIGNOFF_STORE_URL": redis_server.url,
-            "SIGNOFF_KEY_PREFIX": f"demo{time.monotonic_ns()}:",
-            "DEMO_ARGON2_PARAMETERS": {"time_cost": 1, "memory_cost": 1024},
-        }
+    return open_demo(
+        instance,
+        clock,
+        SIGNOFF_STORE_URL=redis_server.url,
+        SIGNOFF_KEY_PREFIX=f"demo{time.monotonic_ns()}:",
     )
 
 

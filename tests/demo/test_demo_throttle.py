@@ -20,8 +20,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_signoff.extension import get_state
-from tests.demo.conftest import PASSWORD, count_sessions, csrf_token, post_form
 from tests.demo.test_demo_http import COOKIE
+from tests.support.backends import count_sessions
+from tests.support.demo import PASSWORD
+from tests.support.forms import csrf_token, post_form
 
 #: How long one password check takes here, in seconds: about what a real
 #: argon2 hash costs (the tests' own hashes are made cheap). argon2 and
@@ -116,6 +118,7 @@ def alice(register: Callable[[str], None]) -> str:
     return "alice"
 
 
+@pytest.mark.slow  # bursts of checks that each take CHECK_SECONDS: seconds
 def test_a_burst_of_guesses_checks_no_more_than_the_limit(
     app: Flask, endpoint: str, alice: str, checks: Checks, limit: int
 ) -> None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.servers import free_port, missing
+from tests.support.servers import free_port, missing
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.servers import PostgresServer, RedisServer, started
+from tests.support.servers import PostgresServer, RedisServer, started
 
 #: ``SIGNOFF_STORE_TIMEOUT`` in these tests, in seconds.
 STORE_TIMEOUT = 1.0

@@ -4,7 +4,7 @@ For Redis and for PostgreSQL, the demo runs under a real gunicorn (two sync
 workers on 127.0.0.1) with ``SIGNOFF_STORE_TIMEOUT=1``. A few users sign in
 on two devices each (and get an API token when ``/api/token`` issues them).
 Then, while another process sends a steady load as those users
-(:mod:`tests.outage.load`), the store server
+(:mod:`tests.support.load`), the store server
 
 1. **hangs**: it is frozen (``SIGSTOP`` on every process of the server), so
    connections stay open and nothing answers; only the client's timeouts can
@@ -27,33 +27,25 @@ The counts are printed (``pytest -s``) and written to
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import json
 import multiprocessing
-import os
-import re
-import signal
-import subprocess
-import sys
 import time
 import typing as t
-import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from flask_signoff.responses import UNAVAILABLE_MESSAGE
-from tests.outage import load
 from tests.outage.conftest import STORE_TIMEOUT
-from tests.servers import PostgresServer, RedisServer, free_port
+from tests.support import load
+from tests.support.demo import PASSWORD
+from tests.support.gunicorn_demo import ROOT, Browser, gunicorn_demo
+from tests.support.servers import PostgresServer, RedisServer
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-PASSWORD = "correct horse battery"
 USERS = ["ada", "grace", "edsger"]
 WORKERS = 2
 THREADS = 4
@@ -68,143 +60,6 @@ FAULTS = {"hang": 4.0, "stop_start": 2.0}
 SERVER_BOUND = max(1.5 * STORE_TIMEOUT, 2.0) + 1.0
 #: The same seen from the client, which may wait for a busy worker first.
 CLIENT_BOUND = SERVER_BOUND * -(-THREADS // WORKERS) + 1.0
-
-
-# -- a tiny browser ---------------------------------------------------------------
-
-
-class Browser:
-    """Cookies and form posts over ``http.client``; one per device."""
-
-    def __init__(self, base: str, user_agent: str = "outage-test") -> None:
-        url = urllib.parse.urlsplit(base)
-        self.host, self.port = url.hostname or "127.0.0.1", url.port or 80
-        self.cookies: dict[str, str] = {}
-        self.user_agent = user_agent
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        form: dict[str, str] | None = None,
-        json_body: object = None,
-        headers: dict[str, str] | None = None,
-        cookies: bool = True,
-    ) -> tuple[int, http.client.HTTPMessage, str]:
-        sent = {"User-Agent": self.user_agent, **(headers or {})}
-        body = None
-        if cookies and self.cookies:
-            sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        if form is not None:
-            body = urllib.parse.urlencode(form)
-            sent["Content-Type"] = "application/x-www-form-urlencoded"
-        elif json_body is not None:
-            body = json.dumps(json_body)
-            sent["Content-Type"] = "application/json"
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
-        try:
-            conn.request(method, path, body=body, headers=sent)
-            response = conn.getresponse()
-            text = response.read().decode()
-        finally:
-            conn.close()
-        for header in response.headers.get_all("Set-Cookie") or []:
-            name, _, rest = header.partition("=")
-            value = rest.split(";", 1)[0]
-            if "Max-Age=0" in header or not value:
-                self.cookies.pop(name, None)
-            else:
-                self.cookies[name] = value
-        return response.status, response.headers, text
-
-    def csrf(self, path: str) -> str:
-        status, _, html = self.request("GET", path)
-        assert status == 200, (path, status)
-        match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-        assert match is not None, f"no csrf_token on {path}"
-        return match.group(1)
-
-    def post_form(self, path: str, **fields: str) -> int:
-        fields["csrf_token"] = self.csrf(path)
-        return self.request("POST", path, form=fields)[0]
-
-
-# -- the demo under gunicorn --------------------------------------------------------
-
-
-@contextlib.contextmanager
-def gunicorn_demo(
-    store_url: str,
-    tmp_path: Path,
-    *,
-    threads: int = 1,
-    app: str = "examples.demo:create_app()",
-    env_extra: dict[str, str] | None = None,
-) -> Iterator[tuple[str, Path]]:
-    """The demo under gunicorn on a free port: its URL and its log folder.
-
-    With ``threads`` above 1 each worker serves that many requests at once
-    (gunicorn's ``gthread`` worker).
-    """
-    port = free_port()
-    # Only our settings: nothing from the caller's FLASK_* environment.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASK_")}
-    env.update(
-        PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
-        SIGNOFF_DEMO_INSTANCE_PATH=str(tmp_path / "instance"),
-        FLASK_SIGNOFF_STORE_URL=store_url,
-        FLASK_SIGNOFF_STORE_TIMEOUT=str(STORE_TIMEOUT),
-        FLASK_SIGNOFF_COOKIE_SECURE="false",
-        FLASK_SECRET_KEY="outage-test-secret-key-0123456789",
-        # Cheap password hashes: the test signs in a dozen times.
-        FLASK_DEMO_ARGON2_PARAMETERS='{"time_cost": 1, "memory_cost": 1024}',
-    )
-    env.update(env_extra or {})
-    command = [
-        sys.executable, "-m", "gunicorn",
-        "--workers", str(WORKERS),
-        "--worker-class", "gthread" if threads > 1 else "sync",
-        "--threads", str(threads),
-        "--bind", f"127.0.0.1:{port}",
-        "--timeout", "20",
-        "--graceful-timeout", "5",
-        "--access-logfile", str(tmp_path / "access.log"),
-        "--access-logformat", "%({x-load-id}i)s %(s)s %(L)s",
-        "--error-logfile", str(tmp_path / "error.log"),
-        app,
-    ]  # fmt: skip
-    # The app's own log lines (flask_signoff's warnings) go to stderr.
-    with open(tmp_path / "stderr.log", "wb") as stderr:
-        proc = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=stderr,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                log = (tmp_path / "error.log").read_text()
-                raise RuntimeError(f"gunicorn exited:\n{log}")
-            with contextlib.suppress(OSError):
-                if Browser(base).request("GET", "/login")[0] == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("gunicorn did not answer within 30 s")
-            time.sleep(0.1)
-        yield base, tmp_path
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 # -- users and their credentials ------------------------------------------------------
@@ -464,7 +319,10 @@ def test_fail_closed_under_real_faults(
         "server_bound_s": SERVER_BOUND,
         "client_bound_s": CLIENT_BOUND,
     }
-    with gunicorn_demo(url, tmp_path) as (base, logs):
+    with gunicorn_demo(url, tmp_path, store_timeout=STORE_TIMEOUT, workers=WORKERS) as (
+        base,
+        logs,
+    ):
         targets, info = sign_in_everyone(base)
         report.update(info)
         report["bearer_load"] = any(target["bearer"] for target in targets)

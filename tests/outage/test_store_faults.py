@@ -20,7 +20,7 @@ from flask_signoff.core.store import Store
 from flask_signoff.exceptions import StoreUnavailable
 from flask_signoff.stores import open_store
 from tests.outage.conftest import STORE_TIMEOUT
-from tests.servers import PostgresServer, RedisServer
+from tests.support.servers import PostgresServer, RedisServer
 
 pytestmark = pytest.mark.slow
 

@@ -8,14 +8,15 @@ app (:mod:`tests.outage.throttle_app`) writes for each, not from timing.
 
 from __future__ import annotations
 
-import itertools
 import threading
 from pathlib import Path
 
 import pytest
 
-from tests.outage.test_outage import PASSWORD, Browser, gunicorn_demo
-from tests.servers import PostgresServer, RedisCluster, RedisServer
+from tests.outage.conftest import STORE_TIMEOUT
+from tests.support.backends import Backend
+from tests.support.demo import PASSWORD
+from tests.support.gunicorn_demo import Browser, gunicorn_demo
 
 pytestmark = pytest.mark.slow
 
@@ -24,20 +25,6 @@ THREADS = 8
 #: ``SIGNOFF_THROTTLE_ACCOUNT_LIMIT``, the default.
 LIMIT = 10
 WRONG = "wrong password"
-
-_namespaces = itertools.count()
-
-
-def store_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    n = next(_namespaces)
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'signoff.sqlite3'}"
-    if backend == "postgres":
-        pg: PostgresServer = request.getfixturevalue("postgres_server")
-        return pg.create_database(f"throttle_burst_{n}")
-    fixture = "redis_server" if backend == "redis" else "redis_cluster"
-    server: RedisServer | RedisCluster = request.getfixturevalue(fixture)
-    return server.url
 
 
 def burst(base: str, passwords: list[str]) -> tuple[list[int], Browser]:
@@ -65,23 +52,19 @@ def burst(base: str, passwords: list[str]) -> tuple[list[int], Browser]:
     return statuses, browsers[-1]
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "redis", "redis_cluster", "postgres"])
 def test_a_burst_under_gunicorn_checks_no_more_than_the_limit(
-    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+    backend: Backend, tmp_path: Path
 ) -> None:
-    url = store_url(backend, request, tmp_path)
     log = tmp_path / "checks.log"
-    env = {
-        "THROTTLE_TEST_CHECK_LOG": str(log),
-        "FLASK_SIGNOFF_KEY_PREFIX": f"burst{next(_namespaces)}:",
-    }
+    env = {"THROTTLE_TEST_CHECK_LOG": str(log)}
+    # The backend's namespace (a table or key prefix), as the server reads it.
+    env.update({f"FLASK_{k}": v for k, v in backend.config.items()})
     # Long enough that every guess of a burst is in flight at once.
     env["THROTTLE_TEST_CHECK_SECONDS"] = "0.2"
-    if backend in ("sqlite", "postgres"):
-        del env["FLASK_SIGNOFF_KEY_PREFIX"]
     with gunicorn_demo(
-        url,
+        backend.url,
         tmp_path,
+        store_timeout=STORE_TIMEOUT,
         threads=THREADS,
         app="tests.outage.throttle_app:create_app()",
         env_extra=env,
@@ -97,8 +80,9 @@ def test_a_burst_under_gunicorn_checks_no_more_than_the_limit(
         statuses, _ = burst(base, [WRONG] * 30)
         first = checked()
         print(
-            f"\ngunicorn -w 2 --threads {THREADS}, {backend}: 30 parallel guesses, "
-            f"{first} checked, {statuses.count(429)} answered 429"
+            f"\ngunicorn -w 2 --threads {THREADS}, {backend.name}: "
+            f"30 parallel guesses, {first} checked, "
+            f"{statuses.count(429)} answered 429"
         )
         assert first <= LIMIT
         assert first == LIMIT

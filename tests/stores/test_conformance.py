@@ -36,7 +36,7 @@ from flask_signoff.core.records import (
 from flask_signoff.core.sessions import SessionLifecycle, SessionPolicy
 from flask_signoff.core.store import Store
 from flask_signoff.exceptions import StoreError, StoreUnavailable
-from tests.stores.conftest import Backend
+from tests.support.backends import Backend
 
 T = TypeVar("T")
 
@@ -733,6 +733,7 @@ def test_no_secret_is_stored_in_clear(backend: Backend) -> None:
         assert s[9:25].encode() not in raw
 
 
+@pytest.mark.slow  # waits out a timeout per call: seconds
 def test_unreachable_store_raises_store_unavailable(backend: Backend) -> None:
     with backend.outage() as dead:
         calls: list[Callable[[], object]] = [

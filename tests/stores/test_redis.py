@@ -13,8 +13,8 @@ from flask_signoff.exceptions import StoreError, StoreUnavailable
 from flask_signoff.stores import open_store
 from flask_signoff.stores.redis import RedisStore, lua
 from flask_signoff.stores.redis.connection import guarded
-from tests.servers import RedisCluster, RedisServer
 from tests.stores.test_conformance import make_family, make_session, new_key, tagging
+from tests.support.servers import RedisCluster, RedisServer
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ from flask_signoff.core.ids import TAG_LENGTH, parse_secret
 from flask_signoff.core.sessions import SessionLifecycle, SessionPolicy
 from flask_signoff.exceptions import StoreUnavailable
 from flask_signoff.stores import open_store
-from tests.stores.conftest import Backend
 from tests.stores.test_conformance import concurrently
+from tests.support.backends import Backend
 
 
 def unkeyed_tag(user_id: str) -> str:
@@ -79,6 +79,7 @@ def _tags_in_a_process(
             s.close()
 
 
+@pytest.mark.slow  # spawns processes
 def test_a_fresh_store_asked_at_once_everywhere_makes_one_key(
     backend: Backend,
 ) -> None:

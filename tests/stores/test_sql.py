@@ -34,18 +34,18 @@ from flask_signoff.stores.sql import SQLStore
 from flask_signoff.stores.sql.fast import SQLiteReads
 from flask_signoff.stores.sql.schema import Schema
 from flask_signoff.stores.sql.watchdog import CallOverrun, Watchdog
-from tests.servers import PostgresServer, free_port
 from tests.stores.test_conformance import (
     concurrently,
     make_family,
     make_session,
     tagging,
 )
+from tests.support.servers import PostgresServer, free_port
 
 _counter = itertools.count()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
 def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of a database with no tables at all."""
     if request.param == "sqlite":
@@ -75,6 +75,7 @@ def _worker(url: str, start_at: float) -> int:
         store.close()
 
 
+@pytest.mark.slow  # spawns processes
 def test_processes_creating_the_schema_at_once_all_come_up(empty_db: str) -> None:
     ctx = multiprocessing.get_context("spawn")
     start_at = time.time() + 2.0  # every process imported and waiting by then
@@ -218,6 +219,7 @@ def test_sqlite_reads_reconnect_after_close(sqlite_store: SQLStore) -> None:
     assert _read_connection(sqlite_store) is not before
 
 
+@pytest.mark.slow  # forks a process
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_sqlite_reads_in_a_forked_child_use_their_own_connection(
     sqlite_store: SQLStore,

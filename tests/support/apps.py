@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,8 @@ from flask_signoff import (
     login_user,
     logout_user,
 )
-
-SECRET = "test-secret-key-that-is-long-enough-for-hmac"
+from flask_signoff.core.store import Store
+from tests.support import SECRET_KEY
 
 
 class User(UserMixin):
@@ -36,19 +35,25 @@ class Users(dict[str, User]):
     """The test app's user table: delete a user to see their session end."""
 
 
-def make_app(db_path: Path, clock: FrozenClock, **config: Any) -> Flask:
-    """A small app with the Flask-Login API on Flask-Signoff."""
+def make_app(
+    db_path: Path, clock: FrozenClock, *, store: Store | None = None, **config: Any
+) -> Flask:
+    """A small app with the Flask-Login API on Flask-Signoff.
+
+    Its store is SQLite at ``db_path``, or ``store`` (e.g. a
+    :class:`~tests.support.counting.CountingStore`) when given.
+    """
     app = Flask(__name__)
     app.config.update(
         {
-            "SECRET_KEY": SECRET,
+            "SECRET_KEY": SECRET_KEY,
             "TESTING": True,
             "SIGNOFF_STORE_URL": f"sqlite:///{db_path}",
             "SIGNOFF_COOKIE_SECURE": False,
             **config,
         }
     )
-    signoff = Signoff(app, clock=clock)
+    signoff = Signoff(app, clock=clock, store=store)
     users = Users(alice=User("alice"), bob=User("bob"), idle=User("idle", False))
     app.extensions["test_users"] = users
 
@@ -97,12 +102,3 @@ def make_app(db_path: Path, clock: FrozenClock, **config: Any) -> Flask:
         return jsonify(ok=signoff.rotate())
 
     return app
-
-
-def count_rows(db_path: Path, table: str = "signoff_sessions") -> int:
-    with sqlite3.connect(db_path) as conn:
-        try:
-            query = f"SELECT count(*) FROM {table}"  # noqa: S608 (test tables only)
-            return int(conn.execute(query).fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0

@@ -40,6 +40,26 @@ class ServerMissing(Exception):
     """Raised when a server binary cannot be found."""
 
 
+#: The test being run, set by ``tests/conftest.py`` (empty outside pytest).
+running_test: list[pytest.Item] = []
+
+
+def _refuse_unless_slow(what: str) -> None:
+    """Fail the running test if it starts a server without the slow mark.
+
+    ``pytest -m "not slow"`` must start no server: a test that does is
+    marked by the hook of ``tests/conftest.py`` (through its fixtures) or by
+    hand, and this says which one was missed.
+    """
+    if running_test and running_test[-1].get_closest_marker("slow") is None:
+        pytest.fail(
+            f"{running_test[-1].nodeid} starts {what} but is not marked slow: "
+            "add @pytest.mark.slow, or its server fixture to SERVER_FIXTURES "
+            "in tests/conftest.py",
+            pytrace=False,
+        )
+
+
 def require_servers() -> bool:
     return os.environ.get("SIGNOFF_REQUIRE_SERVERS", "") not in ("", "0")
 
@@ -230,6 +250,7 @@ class RedisServer(_Freezable):
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10) -> None:
+        _refuse_unless_slow(f"redis-server :{self.port}")
         args = [
             self.binary,
             "--port", str(self.port),
@@ -399,6 +420,7 @@ class PostgresServer(_Freezable):
         self._initialised = True
 
     def start(self, timeout: float = 30) -> None:
+        _refuse_unless_slow(f"postgres :{self.port}")
         if not self._initialised:
             self._init()
         log = open(os.path.join(self.directory, "postgres.log"), "ab")  # noqa: SIM115

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 import typing as t
 
 from flask import Flask, render_template_string, session
 from flask.testing import FlaskClient
 
 from flask_signoff import FrozenClock, Signoff, UserMixin, login_user
-
-SECRET = "test-secret-key-0123456789abcdef"
+from tests.support import SECRET_KEY
+from tests.support.backends import count_rows
 
 
 class User(UserMixin):
@@ -30,7 +29,7 @@ def make_app(
     default here); ``POST /rotate`` rotates the session id.
     """
     app = Flask(__name__, instance_path=str(instance_path))
-    app.config.update(SECRET_KEY=SECRET, TESTING=True, SIGNOFF_CSRF_PROTECT=True)
+    app.config.update(SECRET_KEY=SECRET_KEY, TESTING=True, SIGNOFF_CSRF_PROTECT=True)
     app.config.update(config)
     clock = FrozenClock()
     signoff = Signoff(app, clock=clock)
@@ -75,24 +74,5 @@ def token_of(client: FlaskClient, path: str = "/form") -> str:
 
 
 def count_sessions(instance_path: str | os.PathLike[str]) -> int:
-    """Rows in the SQLite store's session table (all sessions, any state).
-
-    The store creates its tables on the first write, so no file or no table
-    means that nothing was ever written.
-    """
-    path = os.path.join(instance_path, "signoff.sqlite3")
-    if not os.path.exists(path):
-        return 0
-    with sqlite3.connect(path) as conn:
-        tables = conn.execute(
-            "SELECT name FROM sqlite_master WHERE name = 'signoff_sessions'"
-        ).fetchall()
-        if not tables:
-            return 0
-        (count,) = conn.execute("SELECT count(*) FROM signoff_sessions").fetchone()
-    return int(count)
-
-
-def session_cookie(client: FlaskClient, name: str = "__Host-session") -> str | None:
-    cookie = client.get_cookie(name)
-    return cookie.value if cookie is not None else None
+    """Rows in the session table of the app's store (all sessions, any state)."""
+    return count_rows(os.path.join(instance_path, "signoff.sqlite3"))
