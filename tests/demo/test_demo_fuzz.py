@@ -70,6 +70,9 @@ from flask_signoff.extension import get_state
 
 T = t.TypeVar("T")
 
+# About 25 s of CPU: part of the full run (.ci/run), not of the quick one.
+pytestmark = pytest.mark.slow
+
 #: Examples per endpoint and client; the environment sets a longer run.
 EXAMPLES = int(os.environ.get("SIGNOFF_FUZZ_EXAMPLES") or 20)
 LONG_RUN = "SIGNOFF_FUZZ_EXAMPLES" in os.environ
