@@ -100,3 +100,13 @@ def test_publish_uses_trusted_publishing_on_a_tag() -> None:
     text = (WORKFLOWS / "publish.yml").read_text(encoding="utf-8")
     assert "secrets." not in text
     assert "password" not in text
+
+
+def test_pre_commit_hooks_are_pinned() -> None:
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text("utf-8"))
+    hooks = {}
+    for repo in config["repos"]:
+        assert re.fullmatch(r"v\d+\.\d+\.\d+", repo["rev"]), repo
+        for hook in repo["hooks"]:
+            hooks[hook["id"]] = hook
+    assert {"ruff", "ruff-format", "mypy"} <= set(hooks)
