@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything the test suite needs on a fresh Debian machine, then run
-# the linters, the type checker and the whole test suite.
+# the linters, the type checker and the whole test suite, then build the
+# package and smoke-test its wheel (scripts/package_check.sh).
 #
 #   bash scripts/test.sh [pytest arguments]
 #
@@ -31,7 +32,7 @@ fi
 .venv/bin/python -m pip install -q -e '.[dev]'
 
 paths=(src tests)
-for d in examples benchmarks; do [ -d "$d" ] && paths+=("$d"); done
+for d in examples benchmarks scripts; do [ -d "$d" ] && paths+=("$d"); done
 echo "== ruff"
 .venv/bin/ruff check "${paths[@]}"
 .venv/bin/ruff format --check "${paths[@]}"
@@ -43,4 +44,12 @@ echo "== pytest"
 status=0
 .venv/bin/python -m coverage run -m pytest "$@" || status=$?
 .venv/bin/python -m coverage report || true
-exit "$status"
+# The package as users get it: built, installed from the wheel, smoke-tested.
+# It runs even when pytest failed, so a run reports both; either fails it.
+echo "== package"
+package=0
+bash scripts/package_check.sh || package=$?
+if [ "$status" -ne 0 ]; then echo "pytest failed (exit $status)" >&2; fi
+if [ "$package" -ne 0 ]; then echo "package check failed (exit $package)" >&2; fi
+if [ "$status" -ne 0 ]; then exit "$status"; fi
+exit "$package"
