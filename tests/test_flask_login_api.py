@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
+import inspect
+import pkgutil
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import flask_login
 import pytest
 from flask import Blueprint, Flask, get_flashed_messages, jsonify
 
@@ -38,40 +44,72 @@ from tests.support import SECRET_KEY
 from tests.support.apps import User, make_app
 from tests.support.backends import count_rows
 
-FLASK_LOGIN_06_NAMES = {
-    "AUTH_HEADER_NAME",
-    "ID_ATTRIBUTE",
-    "LOGIN_MESSAGE",
-    "LOGIN_MESSAGE_CATEGORY",
-    "REFRESH_MESSAGE",
-    "REFRESH_MESSAGE_CATEGORY",
-    "LoginManager",
-    "AnonymousUserMixin",
-    "UserMixin",
-    "session_protected",
-    "user_accessed",
-    "user_loaded_from_cookie",
-    "user_loaded_from_request",
-    "user_logged_in",
-    "user_logged_out",
-    "user_login_confirmed",
-    "user_needs_refresh",
-    "user_unauthorized",
-    "FlaskLoginClient",
-    "confirm_login",
-    "current_user",
-    "decode_cookie",
-    "encode_cookie",
-    "fresh_login_required",
-    "login_fresh",
-    "login_remembered",
-    "login_required",
-    "login_url",
-    "login_user",
-    "logout_user",
-    "make_next_param",
-    "set_login_view",
+#: Flask-Login 0.6's public names, from the release itself.
+FLASK_LOGIN_06_NAMES = set(flask_login.__all__) - {"__version__"}
+
+#: Private names of ``flask_login.utils`` that code imports all the same.
+FLASK_LOGIN_06_PRIVATE = {
+    "utils": {"_get_user", "_secret_key", "_user_context_processor"},
 }
+
+
+def _defined_names(module: ModuleType) -> set[str]:
+    """The public names ``module`` defines itself (not those it imports)."""
+    tree = ast.parse(inspect.getsource(module))
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return {n for n in names if not n.startswith("_")}
+
+
+def _flask_login_submodules() -> list[str]:
+    return sorted(
+        info.name
+        for info in pkgutil.iter_modules(flask_login.__path__)
+        if not info.name.startswith("_")
+    )
+
+
+def test_flask_login_submodules_are_there() -> None:
+    # Replacing "flask_login" with "flask_signoff" must be the whole change,
+    # "from flask_login.login_manager import LoginManager" included.
+    assert _flask_login_submodules() == [
+        "config",
+        "login_manager",
+        "mixins",
+        "signals",
+        "test_client",
+        "utils",
+    ]
+    for name in _flask_login_submodules():
+        theirs = importlib.import_module(f"flask_login.{name}")
+        ours = importlib.import_module(f"flask_signoff.{name}")
+        wanted = _defined_names(theirs) | FLASK_LOGIN_06_PRIVATE.get(name, set())
+        missing = {n for n in wanted if not hasattr(ours, n)}
+        assert not missing, f"flask_signoff.{name} lacks {sorted(missing)}"
+
+
+def test_flask_login_constants_keep_their_values() -> None:
+    import flask_login.config
+
+    import flask_signoff.config
+
+    for name in _defined_names(flask_login.config):
+        assert getattr(flask_signoff.config, name) == getattr(
+            flask_login.config, name
+        ), name
+
+
+def test_config_module_still_reads_settings() -> None:
+    # flask_signoff.config is also the settings module: both live in it.
+    import flask_signoff.config
+
+    assert flask_signoff.config.Settings is not None
+    assert "SIGNOFF_REMEMBER_DURATION" in flask_signoff.config.DEFAULTS
+    assert "USE_SESSION_FOR_NEXT" not in flask_signoff.config.DEFAULTS
 
 
 def test_every_flask_login_name_is_importable() -> None:
@@ -375,36 +413,15 @@ def test_is_safe_redirect(target: str | None, safe: bool) -> None:
     )
 
 
-#: What code imports from ``flask_login.utils`` (Flask-Login 0.6), besides
-#: ``flask_login`` itself; ``_get_user`` is private there but widely used.
-FLASK_LOGIN_06_UTILS = {
-    "_get_user",
-    "_user_context_processor",
-    "confirm_login",
-    "current_user",
-    "decode_cookie",
-    "encode_cookie",
-    "expand_login_view",
-    "fresh_login_required",
-    "login_fresh",
-    "login_remembered",
-    "login_required",
-    "login_url",
-    "login_user",
-    "logout_user",
-    "make_next_param",
-    "set_login_view",
-}
-
-
 def test_flask_login_utils_names_are_in_utils(app: Flask) -> None:
     import flask_signoff.utils as utils
 
-    assert {n for n in FLASK_LOGIN_06_UTILS if not hasattr(utils, n)} == set()
     assert utils.current_user is current_user
     assert utils.login_user is login_user
     with app.test_request_context():
         assert utils._get_user() is current_user._get_current_object()
+        assert utils._secret_key() == SECRET_KEY.encode()
+        assert utils._secret_key("k") == b"k"
         assert utils._user_context_processor() == {
             "current_user": current_user._get_current_object()
         }

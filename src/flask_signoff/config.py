@@ -7,6 +7,10 @@ value and what it expects. Values from ``app.config.from_prefixed_env()``
 a value that is not JSON arrives as a string, so every list setting also
 takes a string (:func:`string_list`, :func:`secret_list`, :func:`key_list`).
 
+This is also Flask-Login's ``flask_login.config`` module: its constants
+(``LOGIN_MESSAGE``, ``COOKIE_NAME`` ...) are importable from here, with
+Flask-Login's values; they are defined in :mod:`flask_signoff.compat`.
+
 Nothing reads a ``SIGNOFF_*`` key after ``init_app``: the rest of the
 extension reads :class:`Settings`, and the core's policies
 (:class:`~flask_signoff.core.sessions.SessionPolicy` ...) are built here,
@@ -21,6 +25,22 @@ import re
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+# Flask-Login's constants, so that ``from flask_login.config import ...``
+# becomes ``from flask_signoff.config import ...``.
+from .compat import AUTH_HEADER_NAME as AUTH_HEADER_NAME
+from .compat import COOKIE_DURATION as COOKIE_DURATION
+from .compat import COOKIE_HTTPONLY as COOKIE_HTTPONLY
+from .compat import COOKIE_NAME as COOKIE_NAME
+from .compat import COOKIE_SAMESITE as COOKIE_SAMESITE
+from .compat import COOKIE_SECURE as COOKIE_SECURE
+from .compat import EXEMPT_METHODS as EXEMPT_METHODS
+from .compat import ID_ATTRIBUTE as ID_ATTRIBUTE
+from .compat import LOGIN_MESSAGE as LOGIN_MESSAGE
+from .compat import LOGIN_MESSAGE_CATEGORY as LOGIN_MESSAGE_CATEGORY
+from .compat import REFRESH_MESSAGE as REFRESH_MESSAGE
+from .compat import REFRESH_MESSAGE_CATEGORY as REFRESH_MESSAGE_CATEGORY
+from .compat import SESSION_KEYS as SESSION_KEYS
+from .compat import USE_SESSION_FOR_NEXT as USE_SESSION_FOR_NEXT
 from .core.sessions import SessionPolicy
 from .core.throttle import ThrottlePolicy
 from .core.tokens import TokenPolicy
