@@ -12,7 +12,7 @@ from typing import Any
 
 import flask_login
 import pytest
-from flask import Blueprint, Flask, get_flashed_messages, jsonify
+from flask import Blueprint, Flask, get_flashed_messages, jsonify, session
 
 import flask_signoff
 from flask_signoff import (
@@ -425,3 +425,49 @@ def test_flask_login_utils_names_are_in_utils(app: Flask) -> None:
         assert utils._user_context_processor() == {
             "current_user": current_user._get_current_object()
         }
+
+
+def _login_page(app: Flask) -> None:
+    @app.get("/login")
+    def login_page() -> Any:
+        return jsonify(next=session.get("next"))
+
+
+def test_use_session_for_next_keeps_next_out_of_the_url(
+    db_path: Path, clock: FrozenClock
+) -> None:
+    app = make_app(db_path, clock, USE_SESSION_FOR_NEXT=True)
+    _login_page(app)
+    app.login_manager.login_view = "login_page"  # type: ignore[attr-defined]
+    app.login_manager.refresh_view = "login_page"  # type: ignore[attr-defined]
+    client = app.test_client()
+    r = client.get("/me?x=1")
+    assert r.status_code == 302
+    assert r.headers["Location"] == "/login"
+    assert client.get("/login").json == {"next": "/me?x=1"}
+    client.post("/login/alice")
+    clock.advance(11 * 60)
+    r = client.get("/fresh")
+    assert r.headers["Location"] == "/login"
+    assert client.get("/login").json == {"next": "/fresh"}
+
+
+@pytest.mark.parametrize(
+    ("view", "next_url"),
+    [
+        ("/login", "/x?y=1"),
+        ("/login", "http://localhost/x"),
+        ("/login?lang=fr", "/x"),
+        ("https://sso.example/login", "http://localhost/x"),
+        ("public", None),
+    ],
+)
+def test_login_url_honours_force_host_for_redirects(
+    app: Flask, view: str, next_url: str | None
+) -> None:
+    app.config["FORCE_HOST_FOR_REDIRECTS"] = "app.example"
+    with app.test_request_context():
+        expected = flask_login.login_url(view, next_url)
+        assert login_url(view, next_url) == expected
+    if next_url is not None:
+        assert "app.example" in expected

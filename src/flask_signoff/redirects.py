@@ -11,7 +11,7 @@ from __future__ import annotations
 import typing as t
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from flask import request, url_for
+from flask import current_app, request, url_for
 
 from .state import get_state
 
@@ -64,7 +64,11 @@ def expand_login_view(login_view: str) -> str:
 def login_url(
     login_view: str, next_url: str | None = None, next_field: str = "next"
 ) -> str:
-    """The URL of the login view, with ``next`` set to ``next_url``."""
+    """The URL of the login view, with ``next`` set to ``next_url``.
+
+    With ``FORCE_HOST_FOR_REDIRECTS`` set, the URL is on that host, as in
+    Flask-Login (there too only when there is a ``next_url``).
+    """
     base = expand_login_view(login_view)
     if next_url is None:
         return base
@@ -72,6 +76,9 @@ def login_url(
     query = dict(parse_qsl(parts[3], keep_blank_values=True))
     query[next_field] = make_next_param(base, next_url)
     parts[3] = urlencode(sorted(query.items()))
+    forced_host = current_app.config.get("FORCE_HOST_FOR_REDIRECTS")
+    if forced_host:
+        parts[1] = forced_host
     return urlunsplit(parts)
 
 
