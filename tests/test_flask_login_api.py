@@ -471,3 +471,34 @@ def test_login_url_honours_force_host_for_redirects(
         assert login_url(view, next_url) == expected
     if next_url is not None:
         assert "app.example" in expected
+
+
+def test_request_loader_alone_after_a_session_exists(app: Flask) -> None:
+    # An app that authenticates by request_loader only, yet signs a user in
+    # (or whose session carries a user from before): Flask-Login falls back
+    # to the request loader, it must not be a 500.
+    manager = app.login_manager  # type: ignore[attr-defined]
+    manager._user_callback = None
+
+    @manager.request_loader
+    def from_api_key(request: Any) -> Any:
+        return User("robot") if request.args.get("api_key") == "k" else None
+
+    client = app.test_client()
+    assert client.post("/login/alice").json == {"ok": True}
+    assert client.get("/me?api_key=k").json == {"user": "robot"}
+    assert client.get("/me").status_code == 401
+    # The session's freshness is alice's password check, not the robot's.
+    assert client.get("/fresh?api_key=k").status_code == 401
+
+
+def test_request_loader_when_the_session_user_is_gone(app: Flask) -> None:
+    @app.login_manager.request_loader  # type: ignore[attr-defined]
+    def from_api_key(request: Any) -> Any:
+        return User("robot") if request.args.get("api_key") == "k" else None
+
+    client = app.test_client()
+    client.post("/login/alice")
+    del app.extensions["test_users"]["alice"]
+    assert client.get("/me?api_key=k").json == {"user": "robot"}
+    assert client.get("/me").status_code == 401
