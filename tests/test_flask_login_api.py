@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ast
+import datetime as dt
 import importlib
 import inspect
+import logging
 import pkgutil
 from pathlib import Path
 from types import ModuleType
@@ -17,6 +19,7 @@ from flask import Blueprint, Flask, get_flashed_messages, jsonify, session
 import flask_signoff
 from flask_signoff import (
     AnonymousUserMixin,
+    ConfigError,
     FlaskLoginClient,
     FrozenClock,
     LoginManager,
@@ -502,3 +505,53 @@ def test_request_loader_when_the_session_user_is_gone(app: Flask) -> None:
     del app.extensions["test_users"]["alice"]
     assert client.get("/me?api_key=k").json == {"user": "robot"}
     assert client.get("/me").status_code == 401
+
+
+def test_remember_cookie_duration_sets_the_remember_duration(
+    db_path: Path, clock: FrozenClock
+) -> None:
+    from flask_signoff.state import get_state
+
+    app = make_app(db_path, clock, REMEMBER_COOKIE_DURATION=dt.timedelta(days=2))
+    assert get_state(app).settings.remember_duration == 2 * 86400
+    app = make_app(db_path, clock, REMEMBER_COOKIE_DURATION=3600)
+    assert get_state(app).settings.remember_duration == 3600
+    app = make_app(
+        db_path,
+        clock,
+        REMEMBER_COOKIE_DURATION=3600,
+        SIGNOFF_REMEMBER_DURATION=7200,
+    )
+    assert get_state(app).settings.remember_duration == 7200
+    with pytest.raises(ConfigError, match="REMEMBER_COOKIE_DURATION"):
+        make_app(db_path, clock, REMEMBER_COOKIE_DURATION="a year")
+
+
+def test_one_warning_names_the_flask_login_settings_ignored(
+    db_path: Path, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="flask_signoff"):
+        make_app(
+            db_path,
+            clock,
+            REMEMBER_COOKIE_NAME="rt",
+            REMEMBER_COOKIE_DOMAIN=".example",
+            SESSION_PROTECTION="strong",
+            REMEMBER_COOKIE_DURATION=60,
+            USE_SESSION_FOR_NEXT=True,
+        )
+    found = [r.getMessage() for r in caplog.records if "Flask-Login" in r.getMessage()]
+    assert len(found) == 1
+    for name in (
+        "REMEMBER_COOKIE_NAME",
+        "REMEMBER_COOKIE_DOMAIN",
+        "SESSION_PROTECTION",
+    ):
+        assert name in found[0]
+    # Those honoured are not named.
+    assert "REMEMBER_COOKIE_DURATION" not in found[0]
+    assert "USE_SESSION_FOR_NEXT" not in found[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="flask_signoff"):
+        make_app(db_path, clock)
+    assert not [r for r in caplog.records if "Flask-Login" in r.getMessage()]

@@ -82,8 +82,43 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+#: Flask-Login settings that mean nothing here, with why: ``init_app``
+#: names those an app sets in one warning.
+FLASK_LOGIN_IGNORED: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "REMEMBER_COOKIE_NAME",
+            "REMEMBER_COOKIE_DOMAIN",
+            "REMEMBER_COOKIE_PATH",
+            "REMEMBER_COOKIE_SECURE",
+            "REMEMBER_COOKIE_HTTPONLY",
+            "REMEMBER_COOKIE_SAMESITE",
+            "REMEMBER_COOKIE_REFRESH_EACH_REQUEST",
+        ),
+        "there is no remember cookie: remember=True makes the session cookie "
+        "persistent, and it follows the SESSION_COOKIE_* settings and "
+        "SIGNOFF_COOKIE_SECURE",
+    ),
+    "SESSION_PROTECTION": "a copied session id is ended by revocation on the "
+    "server, not by hashing the client's address into the session",
+    "AUTH_HEADER_NAME": "the Authorization header alone carries Bearer tokens, "
+    "and the request_loader reads any other header itself",
+}
+
+
 def set_defaults(config: MutableMapping[str, Any]) -> None:
-    """Put every default into ``config`` where the app set nothing."""
+    """Put every default into ``config`` where the app set nothing.
+
+    Flask-Login's ``REMEMBER_COOKIE_DURATION`` stands for
+    ``SIGNOFF_REMEMBER_DURATION`` when the app set only the former.
+    """
+    if (
+        "SIGNOFF_REMEMBER_DURATION" not in config
+        and "REMEMBER_COOKIE_DURATION" in config
+    ):
+        # Read now, so that a bad value is reported under the name the app set.
+        duration(config, "REMEMBER_COOKIE_DURATION")
+        config["SIGNOFF_REMEMBER_DURATION"] = config["REMEMBER_COOKIE_DURATION"]
     for key, value in DEFAULTS.items():
         config.setdefault(key, value)
 
@@ -261,6 +296,22 @@ class Settings:
     throttle_policy: ThrottlePolicy
     #: Lifetimes, issuer and audience of API tokens.
     token_policy: TokenPolicy
+
+    @staticmethod
+    def flask_login_ignored(config: Mapping[str, Any]) -> str | None:
+        """One warning naming the Flask-Login settings in ``config`` that
+        Flask-Signoff ignores, and why; ``None`` if there are none."""
+        found = [key for key in FLASK_LOGIN_IGNORED if key in config]
+        if not found:
+            return None
+        reasons: dict[str, list[str]] = {}
+        for key in found:
+            reasons.setdefault(FLASK_LOGIN_IGNORED[key], []).append(key)
+        return (
+            "These Flask-Login settings have no effect with Flask-Signoff: "
+            + ("; ".join(f"{', '.join(keys)} ({why})" for why, keys in reasons.items()))
+            + ". See docs/migration.md."
+        )
 
     def warnings(self, import_name: str) -> list[str]:
         """What is unsafe outside development in these settings: logged by

@@ -173,6 +173,11 @@ class Signoff:
             app.context_processor(user_context_processor)
         app.cli.add_command(signoff_cli)
         init_csrf(app)
+        ignored = Settings.flask_login_ignored(app.config)
+        if ignored is not None:
+            # In every mode: a setting that does nothing is a mistake to fix
+            # in development first.
+            logger.warning(ignored)
         if not app.debug and not app.testing:
             for warning in settings.warnings(app.import_name):
                 logger.warning(warning)
