@@ -29,7 +29,6 @@ from flask import (
     flash,
     has_request_context,
     request,
-    session,
 )
 from flask import redirect as flask_redirect
 
@@ -41,7 +40,6 @@ from .compat import (
     LOGIN_MESSAGE_CATEGORY,
     REFRESH_MESSAGE,
     REFRESH_MESSAGE_CATEGORY,
-    USE_SESSION_FOR_NEXT,
 )
 from .config import Settings, set_defaults
 from .core.clock import Clock, system_clock
@@ -53,13 +51,7 @@ from .csrf import init_csrf
 from .exceptions import ConfigError, StoreUnavailable, TokenError, TooManyAttempts
 from .login import user_context_processor, user_id_of
 from .mixins import AnonymousUserMixin
-from .redirects import (
-    current_path,
-    expand_login_view,
-    login_url,
-    login_view_for_request,
-    make_next_param,
-)
+from .redirects import login_redirect_url, login_view_for_request
 from .request import peek_request_state, request_state
 from .responses import (
     token_error_response,
@@ -241,7 +233,7 @@ class Signoff:
         if not login_view:
             abort(401)
         self._flash(self.login_message, self.login_message_category)
-        return flask_redirect(_login_redirect(login_view))
+        return flask_redirect(login_redirect_url(login_view))
 
     def needs_refresh(self) -> t.Any:
         """What a stale login gets from a view that needs a fresh one
@@ -252,7 +244,7 @@ class Signoff:
         if not self.refresh_view:
             abort(401)
         self._flash(self.needs_refresh_message, self.needs_refresh_message_category)
-        return flask_redirect(_login_redirect(self.refresh_view))
+        return flask_redirect(login_redirect_url(self.refresh_view))
 
     # -- session management ----------------------------------------------
 
@@ -467,19 +459,6 @@ LoginManager = Signoff
 
 
 # -- request hooks ---------------------------------------------------------------
-
-
-def _login_redirect(login_view: str) -> str:
-    """The login view's URL, carrying where to come back to.
-
-    In its ``next`` parameter; or, with ``USE_SESSION_FOR_NEXT``, in
-    ``session["next"]``, as Flask-Login does (the URL stays clean, and the
-    target never reaches another site's logs through a ``Referer``).
-    """
-    if current_app.config.get("USE_SESSION_FOR_NEXT", USE_SESSION_FOR_NEXT):
-        session["next"] = make_next_param(expand_login_view(login_view), current_path())
-        return login_url(login_view)
-    return login_url(login_view, next_url=current_path())
 
 
 def _reserve(username: str, ip: str | None, *, settle: bool) -> Attempt:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import typing as t
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from flask import current_app, request, url_for
+from flask import current_app, request, session, url_for
 
+from .compat import USE_SESSION_FOR_NEXT
 from .state import get_state
 
 
@@ -82,6 +83,19 @@ def login_url(
     return urlunsplit(parts)
 
 
+def login_redirect_url(login_view: str) -> str:
+    """The login view's URL, carrying where to come back to.
+
+    In its ``next`` parameter; or, with ``USE_SESSION_FOR_NEXT``, in
+    ``session["next"]``, as Flask-Login does (the URL stays clean, and the
+    target never reaches another site's logs through a ``Referer``).
+    """
+    if current_app.config.get("USE_SESSION_FOR_NEXT", USE_SESSION_FOR_NEXT):
+        session["next"] = make_next_param(expand_login_view(login_view), current_path())
+        return login_url(login_view)
+    return login_url(login_view, next_url=current_path())
+
+
 def is_safe_redirect(target: str | None) -> bool:
     """Whether ``target`` is a local path that is safe to redirect to.
 
@@ -106,6 +120,7 @@ __all__ = [
     "current_path",
     "expand_login_view",
     "is_safe_redirect",
+    "login_redirect_url",
     "login_url",
     "login_view_for_request",
     "make_next_param",
