@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import ast
+import datetime as dt
+import importlib
+import inspect
+import logging
+import pkgutil
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import flask_login
 import pytest
-from flask import Blueprint, Flask, get_flashed_messages, jsonify
+from flask import Blueprint, Flask, get_flashed_messages, jsonify, session
 
 import flask_signoff
 from flask_signoff import (
     AnonymousUserMixin,
+    ConfigError,
     FlaskLoginClient,
     FrozenClock,
     LoginManager,
@@ -38,40 +47,72 @@ from tests.support import SECRET_KEY
 from tests.support.apps import User, make_app
 from tests.support.backends import count_rows
 
-FLASK_LOGIN_06_NAMES = {
-    "AUTH_HEADER_NAME",
-    "ID_ATTRIBUTE",
-    "LOGIN_MESSAGE",
-    "LOGIN_MESSAGE_CATEGORY",
-    "REFRESH_MESSAGE",
-    "REFRESH_MESSAGE_CATEGORY",
-    "LoginManager",
-    "AnonymousUserMixin",
-    "UserMixin",
-    "session_protected",
-    "user_accessed",
-    "user_loaded_from_cookie",
-    "user_loaded_from_request",
-    "user_logged_in",
-    "user_logged_out",
-    "user_login_confirmed",
-    "user_needs_refresh",
-    "user_unauthorized",
-    "FlaskLoginClient",
-    "confirm_login",
-    "current_user",
-    "decode_cookie",
-    "encode_cookie",
-    "fresh_login_required",
-    "login_fresh",
-    "login_remembered",
-    "login_required",
-    "login_url",
-    "login_user",
-    "logout_user",
-    "make_next_param",
-    "set_login_view",
+#: Flask-Login 0.6's public names, from the release itself.
+FLASK_LOGIN_06_NAMES = set(flask_login.__all__) - {"__version__"}
+
+#: Private names of ``flask_login.utils`` that code imports all the same.
+FLASK_LOGIN_06_PRIVATE = {
+    "utils": {"_get_user", "_secret_key", "_user_context_processor"},
 }
+
+
+def _defined_names(module: ModuleType) -> set[str]:
+    """The public names ``module`` defines itself (not those it imports)."""
+    tree = ast.parse(inspect.getsource(module))
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return {n for n in names if not n.startswith("_")}
+
+
+def _flask_login_submodules() -> list[str]:
+    return sorted(
+        info.name
+        for info in pkgutil.iter_modules(flask_login.__path__)
+        if not info.name.startswith("_")
+    )
+
+
+def test_flask_login_submodules_are_there() -> None:
+    # Replacing "flask_login" with "flask_signoff" must be the whole change,
+    # "from flask_login.login_manager import LoginManager" included.
+    assert _flask_login_submodules() == [
+        "config",
+        "login_manager",
+        "mixins",
+        "signals",
+        "test_client",
+        "utils",
+    ]
+    for name in _flask_login_submodules():
+        theirs = importlib.import_module(f"flask_login.{name}")
+        ours = importlib.import_module(f"flask_signoff.{name}")
+        wanted = _defined_names(theirs) | FLASK_LOGIN_06_PRIVATE.get(name, set())
+        missing = {n for n in wanted if not hasattr(ours, n)}
+        assert not missing, f"flask_signoff.{name} lacks {sorted(missing)}"
+
+
+def test_flask_login_constants_keep_their_values() -> None:
+    import flask_login.config
+
+    import flask_signoff.config
+
+    for name in _defined_names(flask_login.config):
+        assert getattr(flask_signoff.config, name) == getattr(
+            flask_login.config, name
+        ), name
+
+
+def test_config_module_still_reads_settings() -> None:
+    # flask_signoff.config is also the settings module: both live in it.
+    import flask_signoff.config
+
+    assert flask_signoff.config.Settings is not None
+    assert "SIGNOFF_REMEMBER_DURATION" in flask_signoff.config.DEFAULTS
+    assert "USE_SESSION_FOR_NEXT" not in flask_signoff.config.DEFAULTS
 
 
 def test_every_flask_login_name_is_importable() -> None:
@@ -375,36 +416,142 @@ def test_is_safe_redirect(target: str | None, safe: bool) -> None:
     )
 
 
-#: What code imports from ``flask_login.utils`` (Flask-Login 0.6), besides
-#: ``flask_login`` itself; ``_get_user`` is private there but widely used.
-FLASK_LOGIN_06_UTILS = {
-    "_get_user",
-    "_user_context_processor",
-    "confirm_login",
-    "current_user",
-    "decode_cookie",
-    "encode_cookie",
-    "expand_login_view",
-    "fresh_login_required",
-    "login_fresh",
-    "login_remembered",
-    "login_required",
-    "login_url",
-    "login_user",
-    "logout_user",
-    "make_next_param",
-    "set_login_view",
-}
-
-
 def test_flask_login_utils_names_are_in_utils(app: Flask) -> None:
     import flask_signoff.utils as utils
 
-    assert {n for n in FLASK_LOGIN_06_UTILS if not hasattr(utils, n)} == set()
     assert utils.current_user is current_user
     assert utils.login_user is login_user
     with app.test_request_context():
         assert utils._get_user() is current_user._get_current_object()
+        assert utils._secret_key() == SECRET_KEY.encode()
+        assert utils._secret_key("k") == b"k"
         assert utils._user_context_processor() == {
             "current_user": current_user._get_current_object()
         }
+
+
+def _login_page(app: Flask) -> None:
+    @app.get("/login")
+    def login_page() -> Any:
+        return jsonify(next=session.get("next"))
+
+
+def test_use_session_for_next_keeps_next_out_of_the_url(
+    db_path: Path, clock: FrozenClock
+) -> None:
+    app = make_app(db_path, clock, USE_SESSION_FOR_NEXT=True)
+    _login_page(app)
+    app.login_manager.login_view = "login_page"  # type: ignore[attr-defined]
+    app.login_manager.refresh_view = "login_page"  # type: ignore[attr-defined]
+    client = app.test_client()
+    r = client.get("/me?x=1")
+    assert r.status_code == 302
+    assert r.headers["Location"] == "/login"
+    assert client.get("/login").json == {"next": "/me?x=1"}
+    client.post("/login/alice")
+    clock.advance(11 * 60)
+    r = client.get("/fresh")
+    assert r.headers["Location"] == "/login"
+    assert client.get("/login").json == {"next": "/fresh"}
+
+
+@pytest.mark.parametrize(
+    ("view", "next_url"),
+    [
+        ("/login", "/x?y=1"),
+        ("/login", "http://localhost/x"),
+        ("/login?lang=fr", "/x"),
+        ("https://sso.example/login", "http://localhost/x"),
+        ("public", None),
+    ],
+)
+def test_login_url_honours_force_host_for_redirects(
+    app: Flask, view: str, next_url: str | None
+) -> None:
+    app.config["FORCE_HOST_FOR_REDIRECTS"] = "app.example"
+    with app.test_request_context():
+        expected = flask_login.login_url(view, next_url)
+        assert login_url(view, next_url) == expected
+    if next_url is not None:
+        assert "app.example" in expected
+
+
+def test_request_loader_alone_after_a_session_exists(app: Flask) -> None:
+    # An app that authenticates by request_loader only, yet signs a user in
+    # (or whose session carries a user from before): Flask-Login falls back
+    # to the request loader, it must not be a 500.
+    manager = app.login_manager  # type: ignore[attr-defined]
+    manager._user_callback = None
+
+    @manager.request_loader
+    def from_api_key(request: Any) -> Any:
+        return User("robot") if request.args.get("api_key") == "k" else None
+
+    client = app.test_client()
+    assert client.post("/login/alice").json == {"ok": True}
+    assert client.get("/me?api_key=k").json == {"user": "robot"}
+    assert client.get("/me").status_code == 401
+    # The session's freshness is alice's password check, not the robot's.
+    assert client.get("/fresh?api_key=k").status_code == 401
+
+
+def test_request_loader_when_the_session_user_is_gone(app: Flask) -> None:
+    @app.login_manager.request_loader  # type: ignore[attr-defined]
+    def from_api_key(request: Any) -> Any:
+        return User("robot") if request.args.get("api_key") == "k" else None
+
+    client = app.test_client()
+    client.post("/login/alice")
+    del app.extensions["test_users"]["alice"]
+    assert client.get("/me?api_key=k").json == {"user": "robot"}
+    assert client.get("/me").status_code == 401
+
+
+def test_remember_cookie_duration_sets_the_remember_duration(
+    db_path: Path, clock: FrozenClock
+) -> None:
+    from flask_signoff.state import get_state
+
+    app = make_app(db_path, clock, REMEMBER_COOKIE_DURATION=dt.timedelta(days=2))
+    assert get_state(app).settings.remember_duration == 2 * 86400
+    app = make_app(db_path, clock, REMEMBER_COOKIE_DURATION=3600)
+    assert get_state(app).settings.remember_duration == 3600
+    app = make_app(
+        db_path,
+        clock,
+        REMEMBER_COOKIE_DURATION=3600,
+        SIGNOFF_REMEMBER_DURATION=7200,
+    )
+    assert get_state(app).settings.remember_duration == 7200
+    with pytest.raises(ConfigError, match="REMEMBER_COOKIE_DURATION"):
+        make_app(db_path, clock, REMEMBER_COOKIE_DURATION="a year")
+
+
+def test_one_warning_names_the_flask_login_settings_ignored(
+    db_path: Path, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="flask_signoff"):
+        make_app(
+            db_path,
+            clock,
+            REMEMBER_COOKIE_NAME="rt",
+            REMEMBER_COOKIE_DOMAIN=".example",
+            SESSION_PROTECTION="strong",
+            REMEMBER_COOKIE_DURATION=60,
+            USE_SESSION_FOR_NEXT=True,
+        )
+    found = [r.getMessage() for r in caplog.records if "Flask-Login" in r.getMessage()]
+    assert len(found) == 1
+    for name in (
+        "REMEMBER_COOKIE_NAME",
+        "REMEMBER_COOKIE_DOMAIN",
+        "SESSION_PROTECTION",
+    ):
+        assert name in found[0]
+    # Those honoured are not named.
+    assert "REMEMBER_COOKIE_DURATION" not in found[0]
+    assert "USE_SESSION_FOR_NEXT" not in found[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="flask_signoff"):
+        make_app(db_path, clock)
+    assert not [r for r in caplog.records if "Flask-Login" in r.getMessage()]

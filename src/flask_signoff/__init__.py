@@ -8,6 +8,10 @@ The public API is Flask-Login's, so migrating is an import change::
 from __future__ import annotations
 
 from .authorization import AUTH_HEADER_NAME as AUTH_HEADER_NAME
+from .compat import COOKIE_DURATION as COOKIE_DURATION
+from .compat import COOKIE_HTTPONLY as COOKIE_HTTPONLY
+from .compat import COOKIE_NAME as COOKIE_NAME
+from .compat import COOKIE_SECURE as COOKIE_SECURE
 from .compat import ID_ATTRIBUTE as ID_ATTRIBUTE
 from .compat import LOGIN_MESSAGE as LOGIN_MESSAGE
 from .compat import LOGIN_MESSAGE_CATEGORY as LOGIN_MESSAGE_CATEGORY
@@ -73,6 +77,10 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "AUTH_HEADER_NAME",
+    "COOKIE_DURATION",
+    "COOKIE_HTTPONLY",
+    "COOKIE_NAME",
+    "COOKIE_SECURE",
     "ID_ATTRIBUTE",
     "LOGIN_MESSAGE",
     "LOGIN_MESSAGE_CATEGORY",

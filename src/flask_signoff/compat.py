@@ -8,10 +8,23 @@ apps that sign values of their own with them.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 
 from flask import current_app
+
+from .authorization import AUTH_HEADER_NAME as AUTH_HEADER_NAME
+
+# Flask-Login's remember cookie, which Flask-Signoff does not have: the
+# names keep Flask-Login's values so that code reading them still runs,
+# but no cookie is set with them (``remember=True`` makes the session
+# cookie itself persistent).
+COOKIE_NAME = "remember_token"
+COOKIE_DURATION = dt.timedelta(days=365)
+COOKIE_SECURE = False
+COOKIE_HTTPONLY = True
+COOKIE_SAMESITE = None
 
 #: Flashed when an anonymous visitor is sent to the login view.
 LOGIN_MESSAGE = "Please log in to access this page."
@@ -23,14 +36,35 @@ REFRESH_MESSAGE_CATEGORY = "message"
 ID_ATTRIBUTE = "get_id"
 #: Methods that login_required lets through, as in Flask-Login.
 EXEMPT_METHODS = frozenset({"OPTIONS"})
+#: The keys Flask-Login keeps in ``flask.session``. Flask-Signoff keeps
+#: none of them there (the session's auth data is in its server-side record).
+SESSION_KEYS = {
+    "_user_id",
+    "_remember",
+    "_remember_seconds",
+    "_id",
+    "_fresh",
+    "next",
+}
+#: The default of the ``USE_SESSION_FOR_NEXT`` setting: ``next`` goes in the
+#: login URL's query, not in ``session["next"]``.
+USE_SESSION_FOR_NEXT = False
 
 
-def _cookie_digest(payload: str, key: str | bytes | None = None) -> str:
+def _secret_key(key: str | bytes | None = None) -> bytes:
+    """The key :func:`encode_cookie` signs with: ``key`` or the app's
+    ``SECRET_KEY``, as bytes (Flask-Login's helper)."""
     if key is None:
         key = current_app.config["SECRET_KEY"]
     if isinstance(key, str):
         key = key.encode("utf-8")
-    return hmac.new(key, payload.encode("utf-8"), hashlib.sha512).hexdigest()
+    return key
+
+
+def _cookie_digest(payload: str, key: str | bytes | None = None) -> str:
+    return hmac.new(
+        _secret_key(key), payload.encode("utf-8"), hashlib.sha512
+    ).hexdigest()
 
 
 def encode_cookie(payload: str, key: str | bytes | None = None) -> str:
@@ -50,12 +84,20 @@ def decode_cookie(cookie: str, key: str | bytes | None = None) -> str | None:
 
 
 __all__ = [
+    "AUTH_HEADER_NAME",
+    "COOKIE_DURATION",
+    "COOKIE_HTTPONLY",
+    "COOKIE_NAME",
+    "COOKIE_SAMESITE",
+    "COOKIE_SECURE",
     "EXEMPT_METHODS",
     "ID_ATTRIBUTE",
     "LOGIN_MESSAGE",
     "LOGIN_MESSAGE_CATEGORY",
     "REFRESH_MESSAGE",
     "REFRESH_MESSAGE_CATEGORY",
+    "SESSION_KEYS",
+    "USE_SESSION_FOR_NEXT",
     "decode_cookie",
     "encode_cookie",
 ]

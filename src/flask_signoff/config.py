@@ -7,6 +7,10 @@ value and what it expects. Values from ``app.config.from_prefixed_env()``
 a value that is not JSON arrives as a string, so every list setting also
 takes a string (:func:`string_list`, :func:`secret_list`, :func:`key_list`).
 
+This is also Flask-Login's ``flask_login.config`` module: its constants
+(``LOGIN_MESSAGE``, ``COOKIE_NAME`` ...) are importable from here, with
+Flask-Login's values; they are defined in :mod:`flask_signoff.compat`.
+
 Nothing reads a ``SIGNOFF_*`` key after ``init_app``: the rest of the
 extension reads :class:`Settings`, and the core's policies
 (:class:`~flask_signoff.core.sessions.SessionPolicy` ...) are built here,
@@ -21,6 +25,22 @@ import re
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+# Flask-Login's constants, so that ``from flask_login.config import ...``
+# becomes ``from flask_signoff.config import ...``.
+from .compat import AUTH_HEADER_NAME as AUTH_HEADER_NAME
+from .compat import COOKIE_DURATION as COOKIE_DURATION
+from .compat import COOKIE_HTTPONLY as COOKIE_HTTPONLY
+from .compat import COOKIE_NAME as COOKIE_NAME
+from .compat import COOKIE_SAMESITE as COOKIE_SAMESITE
+from .compat import COOKIE_SECURE as COOKIE_SECURE
+from .compat import EXEMPT_METHODS as EXEMPT_METHODS
+from .compat import ID_ATTRIBUTE as ID_ATTRIBUTE
+from .compat import LOGIN_MESSAGE as LOGIN_MESSAGE
+from .compat import LOGIN_MESSAGE_CATEGORY as LOGIN_MESSAGE_CATEGORY
+from .compat import REFRESH_MESSAGE as REFRESH_MESSAGE
+from .compat import REFRESH_MESSAGE_CATEGORY as REFRESH_MESSAGE_CATEGORY
+from .compat import SESSION_KEYS as SESSION_KEYS
+from .compat import USE_SESSION_FOR_NEXT as USE_SESSION_FOR_NEXT
 from .core.sessions import SessionPolicy
 from .core.throttle import ThrottlePolicy
 from .core.tokens import TokenPolicy
@@ -62,8 +82,43 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+#: Flask-Login settings that mean nothing here, with why: ``init_app``
+#: names those an app sets in one warning.
+FLASK_LOGIN_IGNORED: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "REMEMBER_COOKIE_NAME",
+            "REMEMBER_COOKIE_DOMAIN",
+            "REMEMBER_COOKIE_PATH",
+            "REMEMBER_COOKIE_SECURE",
+            "REMEMBER_COOKIE_HTTPONLY",
+            "REMEMBER_COOKIE_SAMESITE",
+            "REMEMBER_COOKIE_REFRESH_EACH_REQUEST",
+        ),
+        "there is no remember cookie: remember=True makes the session cookie "
+        "persistent, and it follows the SESSION_COOKIE_* settings and "
+        "SIGNOFF_COOKIE_SECURE",
+    ),
+    "SESSION_PROTECTION": "a copied session id is ended by revocation on the "
+    "server, not by hashing the client's address into the session",
+    "AUTH_HEADER_NAME": "the Authorization header alone carries Bearer tokens, "
+    "and the request_loader reads any other header itself",
+}
+
+
 def set_defaults(config: MutableMapping[str, Any]) -> None:
-    """Put every default into ``config`` where the app set nothing."""
+    """Put every default into ``config`` where the app set nothing.
+
+    Flask-Login's ``REMEMBER_COOKIE_DURATION`` stands for
+    ``SIGNOFF_REMEMBER_DURATION`` when the app set only the former.
+    """
+    if (
+        "SIGNOFF_REMEMBER_DURATION" not in config
+        and "REMEMBER_COOKIE_DURATION" in config
+    ):
+        # Read now, so that a bad value is reported under the name the app set.
+        duration(config, "REMEMBER_COOKIE_DURATION")
+        config["SIGNOFF_REMEMBER_DURATION"] = config["REMEMBER_COOKIE_DURATION"]
     for key, value in DEFAULTS.items():
         config.setdefault(key, value)
 
@@ -241,6 +296,22 @@ class Settings:
     throttle_policy: ThrottlePolicy
     #: Lifetimes, issuer and audience of API tokens.
     token_policy: TokenPolicy
+
+    @staticmethod
+    def flask_login_ignored(config: Mapping[str, Any]) -> str | None:
+        """One warning naming the Flask-Login settings in ``config`` that
+        Flask-Signoff ignores, and why; ``None`` if there are none."""
+        found = [key for key in FLASK_LOGIN_IGNORED if key in config]
+        if not found:
+            return None
+        reasons: dict[str, list[str]] = {}
+        for key in found:
+            reasons.setdefault(FLASK_LOGIN_IGNORED[key], []).append(key)
+        return (
+            "These Flask-Login settings have no effect with Flask-Signoff: "
+            + ("; ".join(f"{', '.join(keys)} ({why})" for why, keys in reasons.items()))
+            + ". See docs/migration.md."
+        )
 
     def warnings(self, import_name: str) -> list[str]:
         """What is unsafe outside development in these settings: logged by

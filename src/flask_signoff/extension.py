@@ -51,7 +51,7 @@ from .csrf import init_csrf
 from .exceptions import ConfigError, StoreUnavailable, TokenError, TooManyAttempts
 from .login import user_context_processor, user_id_of
 from .mixins import AnonymousUserMixin
-from .redirects import current_path, login_url, login_view_for_request
+from .redirects import login_redirect_url, login_view_for_request
 from .request import peek_request_state, request_state
 from .responses import (
     token_error_response,
@@ -165,6 +165,11 @@ class Signoff:
             app.context_processor(user_context_processor)
         app.cli.add_command(signoff_cli)
         init_csrf(app)
+        ignored = Settings.flask_login_ignored(app.config)
+        if ignored is not None:
+            # In every mode: a setting that does nothing is a mistake to fix
+            # in development first.
+            logger.warning(ignored)
         if not app.debug and not app.testing:
             for warning in settings.warnings(app.import_name):
                 logger.warning(warning)
@@ -228,7 +233,7 @@ class Signoff:
         if not login_view:
             abort(401)
         self._flash(self.login_message, self.login_message_category)
-        return flask_redirect(login_url(login_view, next_url=current_path()))
+        return flask_redirect(login_redirect_url(login_view))
 
     def needs_refresh(self) -> t.Any:
         """What a stale login gets from a view that needs a fresh one
@@ -239,7 +244,7 @@ class Signoff:
         if not self.refresh_view:
             abort(401)
         self._flash(self.needs_refresh_message, self.needs_refresh_message_category)
-        return flask_redirect(login_url(self.refresh_view, next_url=current_path()))
+        return flask_redirect(login_redirect_url(self.refresh_view))
 
     # -- session management ----------------------------------------------
 

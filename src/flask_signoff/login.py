@@ -15,7 +15,8 @@ Who the user is, is decided once per request, on first use, by
 2. else a session cookie whose record names a user: the ``user_loader``'s
    user, if it still has the stamp the session was bound to; otherwise the
    session ends;
-3. else the ``request_loader``, if the app has one;
+3. else (no user yet, or no ``user_loader``) the ``request_loader``, if the
+   app has one;
 4. else the anonymous user.
 """
 
@@ -109,8 +110,15 @@ def _load_user(state: RequestState) -> None:
     if state.bearer is not None:
         user, credential = _load_from_header(state, state.bearer)
     elif isinstance(sess, SignoffSession) and sess.user_id is not None:
-        user = _load_from_session(sess)
-        credential = Credential.COOKIE
+        if get_state().manager.user_callback is not None:
+            user = _load_from_session(sess)
+            credential = Credential.COOKIE
+        if user is None:
+            # No user from the session (the app has no user_loader, or the
+            # user is gone and the session with it): the request loader
+            # decides, as in Flask-Login, rather than a 500.
+            user = _load_from_request()
+            credential = Credential.REQUEST_LOADER
     else:
         user = _load_from_request()
         credential = Credential.REQUEST_LOADER
@@ -347,7 +355,11 @@ def login_fresh() -> bool:
     sess = session._get_current_object()  # type: ignore[attr-defined]
     if not isinstance(sess, SignoffSession) or sess.record is None:
         return False
-    if sess.record.user_id is None or request_state().by_bearer:
+    current = request_state()
+    if sess.record.user_id is None or current.by_bearer:
+        return False
+    if current.credential is Credential.REQUEST_LOADER:
+        # The request loader's user, not the session's: no password seen.
         return False
     return get_state().lifecycle.is_fresh(sess.record)
 

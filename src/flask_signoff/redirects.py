@@ -11,8 +11,9 @@ from __future__ import annotations
 import typing as t
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from flask import request, url_for
+from flask import current_app, request, session, url_for
 
+from .compat import USE_SESSION_FOR_NEXT
 from .state import get_state
 
 
@@ -64,7 +65,11 @@ def expand_login_view(login_view: str) -> str:
 def login_url(
     login_view: str, next_url: str | None = None, next_field: str = "next"
 ) -> str:
-    """The URL of the login view, with ``next`` set to ``next_url``."""
+    """The URL of the login view, with ``next`` set to ``next_url``.
+
+    With ``FORCE_HOST_FOR_REDIRECTS`` set, the URL is on that host, as in
+    Flask-Login (there too only when there is a ``next_url``).
+    """
     base = expand_login_view(login_view)
     if next_url is None:
         return base
@@ -72,7 +77,23 @@ def login_url(
     query = dict(parse_qsl(parts[3], keep_blank_values=True))
     query[next_field] = make_next_param(base, next_url)
     parts[3] = urlencode(sorted(query.items()))
+    forced_host = current_app.config.get("FORCE_HOST_FOR_REDIRECTS")
+    if forced_host:
+        parts[1] = forced_host
     return urlunsplit(parts)
+
+
+def login_redirect_url(login_view: str) -> str:
+    """The login view's URL, carrying where to come back to.
+
+    In its ``next`` parameter; or, with ``USE_SESSION_FOR_NEXT``, in
+    ``session["next"]``, as Flask-Login does (the URL stays clean, and the
+    target never reaches another site's logs through a ``Referer``).
+    """
+    if current_app.config.get("USE_SESSION_FOR_NEXT", USE_SESSION_FOR_NEXT):
+        session["next"] = make_next_param(expand_login_view(login_view), current_path())
+        return login_url(login_view)
+    return login_url(login_view, next_url=current_path())
 
 
 def is_safe_redirect(target: str | None) -> bool:
@@ -99,6 +120,7 @@ __all__ = [
     "current_path",
     "expand_login_view",
     "is_safe_redirect",
+    "login_redirect_url",
     "login_url",
     "login_view_for_request",
     "make_next_param",

@@ -9,6 +9,7 @@ becomes ``from flask_signoff.utils import login_url``.
 
 from __future__ import annotations
 
+from .compat import _secret_key as _secret_key
 from .compat import decode_cookie as decode_cookie
 from .compat import encode_cookie as encode_cookie
 from .login import confirm_login as confirm_login
@@ -30,6 +31,7 @@ from .redirects import set_login_view as set_login_view
 
 __all__ = [
     "_get_user",
+    "_secret_key",
     "_user_context_processor",
     "confirm_login",
     "current_user",
