@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything the test suite needs on a fresh Debian machine, then run
-# the linters, the type checker and the whole test suite.
+# the linters, the type checker, the whole test suite and the documentation
+# build.
 #
 #   bash scripts/test.sh [pytest arguments]
 #
@@ -43,4 +44,9 @@ echo "== pytest"
 status=0
 .venv/bin/python -m coverage run -m pytest "$@" || status=$?
 .venv/bin/python -m coverage report || true
+echo "== sphinx-build -W docs"
+# After pytest, so its result is reported either way; a warning fails CI.
+docs_out=$(mktemp -d)
+.venv/bin/sphinx-build -W --keep-going -q -b html docs "$docs_out" || status=1
+rm -rf "$docs_out"
 exit "$status"
