@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything the test suite needs on a fresh Debian machine, then run
 # the linters, the type checker and the whole test suite, then build the
-# package and smoke-test its wheel (scripts/package_check.sh).
+# documentation and the package, and smoke-test the wheel
+# (scripts/package_check.sh).
 #
 #   bash scripts/test.sh [pytest arguments]
 #
@@ -44,12 +45,20 @@ echo "== pytest"
 status=0
 .venv/bin/python -m coverage run -m pytest "$@" || status=$?
 .venv/bin/python -m coverage report || true
+echo "== sphinx-build -W docs"
+# After pytest, so its result is reported either way; a warning fails CI.
+docs=0
+docs_out=$(mktemp -d)
+.venv/bin/sphinx-build -W --keep-going -q -b html docs "$docs_out" || docs=$?
+rm -rf "$docs_out"
 # The package as users get it: built, installed from the wheel, smoke-tested.
-# It runs even when pytest failed, so a run reports both; either fails it.
+# It runs even when pytest failed, so a run reports all three; any fails it.
 echo "== package"
 package=0
 bash scripts/package_check.sh || package=$?
 if [ "$status" -ne 0 ]; then echo "pytest failed (exit $status)" >&2; fi
+if [ "$docs" -ne 0 ]; then echo "documentation build failed (exit $docs)" >&2; fi
 if [ "$package" -ne 0 ]; then echo "package check failed (exit $package)" >&2; fi
 if [ "$status" -ne 0 ]; then exit "$status"; fi
+if [ "$docs" -ne 0 ]; then exit "$docs"; fi
 exit "$package"
