@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from pathlib import Path
@@ -297,3 +298,41 @@ def test_check_throttle_needs_a_request(throttled: Flask) -> None:
     client = throttled.test_client()
     r = attempt(client, "alice", PASSWORD, path="/reserved-login")
     assert r.status_code == 429
+
+
+def test_counters_do_not_tell_a_store_reader_who_or_where(
+    throttled: Flask, db_path: Path
+) -> None:
+    # Someone who reads the store (a backup, a shared database) but not the
+    # app's SECRET_KEY must not learn which accounts are being guessed or
+    # from which addresses: an unkeyed SHA-256 of "alice" or of an IPv4
+    # address is found by trying every candidate.
+    client = throttled.test_client()
+    for _ in range(3):
+        assert attempt(client, "alice", "guess", ip="192.0.2.7").status_code == 401
+    assert attempt(client, "alice", PASSWORD, ip="192.0.2.7").status_code == 429
+    stored = b"".join(
+        p.read_bytes()
+        for p in db_path.parent.iterdir()
+        if p.name.startswith(db_path.name)
+    )
+    for value in ("alice", "192.0.2.7"):
+        unkeyed = hashlib.sha256(value.encode()).hexdigest()[:40]
+        assert unkeyed.encode() not in stored, value
+
+
+def test_counters_follow_the_secret_key(db_path: Path, clock: FrozenClock) -> None:
+    # Two apps with different keys on one store count apart; the same key
+    # counts together, whichever process asks.
+    def app(secret: str) -> Flask:
+        built = make_app(
+            db_path, clock, SECRET_KEY=secret, SIGNOFF_THROTTLE_ACCOUNT_LIMIT=2
+        )
+        add_login(built)
+        return built
+
+    first, same, other = app("k" * 40), app("k" * 40), app("o" * 40)
+    for client in (first.test_client(), same.test_client()):
+        assert attempt(client, "alice", "guess").status_code == 401
+    assert attempt(first.test_client(), "alice", "guess").status_code == 429
+    assert attempt(other.test_client(), "alice", "guess").status_code == 401

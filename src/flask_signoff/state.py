@@ -18,7 +18,7 @@ from flask import Flask, current_app
 
 from .config import Settings
 from .core.clock import Clock
-from .core.keys import JWTKey, KeySet
+from .core.keys import JWTKey, KeySet, derive_hmac_key
 from .core.sessions import SessionLifecycle
 from .core.store import Store
 from .core.throttle import Throttle
@@ -31,6 +31,20 @@ if t.TYPE_CHECKING:
     from .stamps import StampBinding
 
 logger = logging.getLogger("flask_signoff")
+
+#: The label of the subkey of ``SECRET_KEY`` that keys the throttle's counters.
+THROTTLE_LABEL = b"flask-signoff throttle"
+
+
+def _throttle_key(config: Mapping[str, t.Any]) -> bytes | None:
+    """The key of the throttle's counter names, from the current ``SECRET_KEY``.
+
+    Read at each password check (rare), so an app that sets its secret after
+    ``init_app`` is keyed too; without one the counters fall back to a plain
+    SHA-256, as Flask itself cannot sign anything then.
+    """
+    secret = config.get("SECRET_KEY")
+    return derive_hmac_key(secret, THROTTLE_LABEL) if secret else None
 
 
 class SignoffState:
@@ -62,7 +76,9 @@ class SignoffState:
         self.clock = clock
         self.stamps = stamps
         self.lifecycle = SessionLifecycle(store, settings.session_policy, clock)
-        self.throttle = Throttle(store, settings.throttle_policy, clock)
+        self.throttle = Throttle(
+            store, settings.throttle_policy, clock, key=lambda: _throttle_key(config)
+        )
         self.tokens = TokenService(settings, store, clock, config)
         #: ``flask.session``'s interface; set by ``init_app``, which installs
         #: it as the app's ``session_interface``.

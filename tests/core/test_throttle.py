@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 
 import pytest
 
@@ -149,3 +150,17 @@ def test_a_lone_surrogate_is_counted_not_a_crash(throttle: Throttle, name: str) 
     with pytest.raises(TooManyAttempts):
         throttle.reserve(name, "\udc80")
     fail(throttle, name + "x", "\udc80")
+
+
+def test_keys_are_an_hmac_under_the_key_given(store: Store, clock: FrozenClock) -> None:
+    secret = b"k" * 32
+    keyed = Throttle(
+        store, ThrottlePolicy(account_limit=3, ip_limit=5), clock, key=lambda: secret
+    )
+    name = hmac.new(secret, b"alice", hashlib.sha256).hexdigest()[:40]
+    ip = hmac.new(secret, b"10.0.0.1", hashlib.sha256).hexdigest()[:40]
+    assert keyed.keys("Alice", "10.0.0.1") == [(f"i:{ip}", 5), (f"a:{name}", 3)]
+    # A source with no key yet (no SECRET_KEY) counts under a plain hash.
+    unkeyed = Throttle(store, ThrottlePolicy(), clock, key=lambda: None)
+    plain = hashlib.sha256(b"alice").hexdigest()[:40]
+    assert unkeyed.keys("alice", None) == [(f"a:{plain}", 10)]

@@ -19,9 +19,13 @@ one whose outcome is never reported, stays counted. Windows are fixed: one
 opens at the first attempt and ends ``window`` seconds later, whatever
 happens in it.
 
-Keys: ``a:`` and the first 40 hex digits of the SHA-256 of the account name
-(:func:`account_name`), ``i:`` and the same of the address. The store never
-sees either in clear.
+Keys: ``a:`` and the first 40 hex digits of an HMAC-SHA256 of the account
+name (:func:`account_name`), ``i:`` and the same of the address, under a key
+the app gives (a labelled subkey of its ``SECRET_KEY``). The store never
+sees either in clear, and someone who reads the store without that key
+cannot find them by hashing every likely name or IPv4 address. A new key
+starts new counters: rotating the app's key forgets the open windows, which
+last minutes.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import hmac
 import unicodedata
+from collections.abc import Callable
 
 from ..exceptions import StoreError, TooManyAttempts
 from .clock import Clock, system_clock
@@ -60,10 +66,13 @@ def account_name(username: str) -> str:
     return unicodedata.normalize("NFKC", folded).strip()
 
 
-def _digest(value: str) -> str:
+def _digest(value: str, key: bytes | None) -> str:
     # surrogatepass: a name decoded from JSON may hold a lone surrogate
     # ("\udc80"), which strict UTF-8 refuses; it must be counted, not crash.
-    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+    data = value.encode("utf-8", "surrogatepass")
+    if key is None:
+        return hashlib.sha256(data).hexdigest()[:40]
+    return hmac.new(key, data, hashlib.sha256).hexdigest()[:40]
 
 
 class Outcome(enum.Enum):
@@ -134,14 +143,22 @@ class Throttle:
     :param policy: limits and window.
     :param clock: the time source; tests pass a
         :class:`~flask_signoff.core.clock.FrozenClock`.
+    :param key: returns the key of the counters' HMAC, asked at each use
+        (so an app whose secret is set after start-up is keyed too);
+        ``None``, or a source that returns ``None``, means a plain SHA-256.
     """
 
     def __init__(
-        self, store: Store, policy: ThrottlePolicy, clock: Clock = system_clock
+        self,
+        store: Store,
+        policy: ThrottlePolicy,
+        clock: Clock = system_clock,
+        key: Callable[[], bytes | None] | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
         self.clock = clock
+        self._key = key
 
     def keys(self, username: str, ip: str | None) -> list[tuple[str, int]]:
         """The counters of this account and address, with their limits.
@@ -149,13 +166,13 @@ class Throttle:
         The address comes first: a locked address is refused before its
         attempt takes (and has to give back) one of the account's.
         """
+        key = self._key() if self._key is not None else None
         keys: list[tuple[str, int]] = []
         if self.policy.ip_limit is not None and ip:
-            keys.append((f"i:{_digest(ip)}", self.policy.ip_limit))
+            keys.append((f"i:{_digest(ip, key)}", self.policy.ip_limit))
         if self.policy.account_limit is not None:
-            keys.append(
-                (f"a:{_digest(account_name(username))}", self.policy.account_limit)
-            )
+            name = _digest(account_name(username), key)
+            keys.append((f"a:{name}", self.policy.account_limit))
         return keys
 
     def reserve(self, username: str, ip: str | None = None) -> Attempt:
