@@ -40,6 +40,7 @@ from tests.stores.test_conformance import (
     make_session,
     tagging,
 )
+from tests.support.backends import locked_sqlite
 from tests.support.servers import PostgresServer, free_port
 
 _counter = itertools.count()
@@ -543,21 +544,9 @@ def dead_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLSt
         yield store
         store.close()
         return
-    path = tmp_path / "locked.sqlite3"
-    store = SQLStore(f"sqlite:///{path}", timeout=0.3)
-    store.create_schema()
-    store.close()  # an exclusive lock waits for every open connection
-    locker = sqlite3.connect(path, isolation_level=None)
-    # In WAL mode only an exclusive locking mode keeps readers out too.
-    locker.execute("PRAGMA locking_mode=EXCLUSIVE")
-    locker.execute("BEGIN EXCLUSIVE")
-    locker.execute('DELETE FROM "signoff_epochs"')
-    try:
-        yield store
-    finally:
-        locker.execute("ROLLBACK")
-        locker.close()
-        store.close()
+    with locked_sqlite(tmp_path / "locked.sqlite3") as locked:
+        assert isinstance(locked, SQLStore)
+        yield locked
 
 
 def test_an_outage_names_the_backend_and_the_operation(dead_store: SQLStore) -> None:

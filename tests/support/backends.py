@@ -145,7 +145,7 @@ class Backend:
     def outage(self) -> contextlib.AbstractContextManager[Store]:
         """A context yielding a store of this kind that cannot reach its server."""
         if self.name == "sqlite":
-            return _locked_sqlite(self.path.parent / "locked.sqlite3")
+            return locked_sqlite(self.path.parent / "locked.sqlite3")
         if self.name == "postgres":
             return _closing(f"postgresql://nobody@127.0.0.1:{free_port()}/signoff")
         scheme = "redis+cluster" if self.name == "redis_cluster" else "redis"
@@ -318,9 +318,10 @@ def _closing(url: str) -> Iterator[Store]:
 
 
 @contextlib.contextmanager
-def _locked_sqlite(path: Path) -> Iterator[Store]:
-    # SQLite has no server to lose: a database locked past the busy
-    # timeout is its outage.
+def locked_sqlite(path: Path) -> Iterator[Store]:
+    """A SQLite store at ``path`` whose file another connection holds under
+    an exclusive lock: SQLite has no server to lose, so a database locked
+    past the busy timeout (0.3 s here) is its outage."""
     dead = open_store(f"sqlite:///{path}", {"timeout": 0.3})
     dead.get_epoch("warm-up")  # create the schema before the lock
     dead.close()  # an exclusive lock waits for every open connection
