@@ -65,12 +65,12 @@ def close_app(app: Flask) -> None:
     """Close the connections an example app opened."""
     if "signoff" in app.extensions:
         get_state(app).store.close()
-    for key in ("SESSION_REDIS",):
-        client = app.config.get(key)
+    for client in (
+        app.config.get("SESSION_REDIS"),
+        app.extensions.get("jwt_blocklist"),
+    ):
         if client is not None:
             client.close()
-    for client in app.extensions.get("example_redis", ()):
-        client.close()
 
 
 @pytest.fixture
