@@ -52,7 +52,8 @@ def create_app(test_config: Mapping[str, t.Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.from_prefixed_env()  # FLASK_SECRET_KEY, FLASK_REDIS_URL ...
     app.config.update(test_config or {})
-    app.config.setdefault("SECRET_KEY", secrets.token_hex(32))
+    if not app.config["SECRET_KEY"]:  # a new key at each start: set one
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
     app.config.setdefault("SIGNOFF_ACCESS_TOKEN_TTL", ACCESS_EXPIRES)
     app.config.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
     app.config.setdefault("SIGNOFF_STORE_URL", app.config["REDIS_URL"])

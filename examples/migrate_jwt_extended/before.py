@@ -36,7 +36,7 @@ def create_app(test_config: Mapping[str, t.Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.from_prefixed_env()  # FLASK_JWT_SECRET_KEY, FLASK_REDIS_URL ...
     app.config.update(test_config or {})
-    app.config.setdefault("JWT_SECRET_KEY", secrets.token_hex(32))
+    app.config.setdefault("JWT_SECRET_KEY", secrets.token_hex(32))  # set one
     app.config.setdefault("JWT_ACCESS_TOKEN_EXPIRES", ACCESS_EXPIRES)
     # The refresh token comes in the JSON body: {"refresh_token": ...}.
     app.config.setdefault("JWT_TOKEN_LOCATION", ["headers", "json"])

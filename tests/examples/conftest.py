@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -85,7 +84,3 @@ def open_apps() -> Iterator[Callable[[Flask], Flask]]:
     yield keep
     for app in apps:
         close_app(app)
-
-
-def secret_key() -> str:
-    return secrets.token_hex(32)

@@ -21,13 +21,13 @@ from examples.accounts import PASSWORD
 from examples.migrate_flask_session import after, before
 from tests.support.forms import csrf_token
 
-from .conftest import Place, secret_key
+from .conftest import Place
 
 FACTORIES = {"before": before.create_app, "after": after.create_app}
 
 
 def make_app(version: str, place: Place, **config: Any) -> Flask:
-    config = {"TESTING": True, "SECRET_KEY": secret_key(), **config}
+    config = {"TESTING": True, **config}
     if place.redis_url is None and version == "before":
         config["SESSION_TYPE"] = "cachelib"
         config["SESSION_CACHELIB"] = FileSystemCache(str(place.tmp_path / "sessions"))

@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from flask_jwt_extended import create_access_token
 
 from examples.accounts import PASSWORD
 from examples.migrate_jwt_extended import after, before
 
-from .conftest import Place, secret_key
+from .conftest import Place
 
 pytestmark = pytest.mark.parametrize(
     ("version", "place"),
@@ -34,18 +35,19 @@ FACTORIES = {"before": before.create_app, "after": after.create_app}
 
 @pytest.fixture
 def app(version: str, place: Place, open_apps: Callable[[Flask], Flask]) -> Flask:
-    config: dict[str, Any] = {"TESTING": True, "SECRET_KEY": secret_key()}
-    if version == "before":
-        config["JWT_SECRET_KEY"] = secret_key()
     # A replay a second after the refresh is a replay, not a concurrent retry.
-    config["SIGNOFF_REFRESH_GRACE"] = 0
+    return open_apps(make_app(version, place, SIGNOFF_REFRESH_GRACE=0))
+
+
+def make_app(version: str, place: Place, **config: Any) -> Flask:
+    config = {"TESTING": True, **config}
     if place.redis_url is None:
         config["SIGNOFF_STORE_URL"] = f"sqlite:///{place.tmp_path / 'signoff.sqlite3'}"
     else:
         config["REDIS_URL"] = place.redis_url
         config["BLOCKLIST_PREFIX"] = f"{place.prefix}blocklist:"
         config["SIGNOFF_KEY_PREFIX"] = f"{place.prefix}signoff:"
-    return open_apps(FACTORIES[version](config))
+    return FACTORIES[version](config)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -141,3 +143,19 @@ def test_refresh_token_replayed(app: Flask, version: str) -> None:
         assert replay.status_code == 400
         assert me(client, access) == 401
         assert refresh(client, first.get_json()["refresh_token"]).status_code == 400
+
+
+def test_tokens_of_flask_jwt_extended_are_refused(
+    version: str, place: Place, open_apps: Callable[[Flask], Flask]
+) -> None:
+    """On the switch, Flask-JWT-Extended's tokens stop working, even signed
+    with the same key: clients sign in once more."""
+    key = "k" * 64
+    old = open_apps(before.create_app({"TESTING": True, "JWT_SECRET_KEY": key}))
+    with old.app_context():
+        token = create_access_token(identity="alice")
+    app = open_apps(
+        make_app(version, place, JWT_SECRET_KEY=key, SIGNOFF_JWT_SECRET_KEY=key)
+    )
+    client = app.test_client()
+    assert me(client, token) == (200 if version == "before" else 401)
