@@ -213,3 +213,15 @@ def test_sessions_of_flask_session_are_dropped(
     assert response.get_json() == {"user": None, "lang": None}
     assert session_cookie(new, browser) is None  # deleted by the response
     assert browser.get("/").status_code == 302
+
+
+def test_store_down(version: str, open_apps: Callable[[Flask], Flask]) -> None:
+    """Redis unreachable: Flask-Session's request fails with a 500;
+    Flask-Signoff answers 503 and serves nobody."""
+    config = {"TESTING": True, "PROPAGATE_EXCEPTIONS": False}
+    app = open_apps(
+        FACTORIES[version]({**config, "REDIS_URL": "redis://127.0.0.1:1/0"})
+    )
+    client = app.test_client()
+    client.set_cookie(app.session_interface.get_cookie_name(app), "a" * 43)
+    assert client.get("/api/me").status_code == (500 if version == "before" else 503)

@@ -24,11 +24,15 @@ from examples.migrate_jwt_extended import after, before
 
 from .conftest import Place
 
-pytestmark = pytest.mark.parametrize(
+#: The API before on Redis; the API after on SQLite and on Redis.
+each_api = pytest.mark.parametrize(
     ("version", "place"),
     [("before", "redis_server"), ("after", "local"), ("after", "redis_server")],
     indirect=True,
 )
+
+#: A Redis URL where nothing listens.
+DEAD_REDIS = "redis://127.0.0.1:1/0"
 
 FACTORIES = {"before": before.create_app, "after": after.create_app}
 
@@ -77,6 +81,7 @@ def me(client: FlaskClient, access_token: str) -> int:
     return response.status_code
 
 
+@each_api
 def test_sign_in_use_refresh_sign_out(app: Flask) -> None:
     client = app.test_client()
     assert client.get("/api/me").status_code == 401
@@ -101,6 +106,7 @@ def test_sign_in_use_refresh_sign_out(app: Flask) -> None:
     assert me(client, "not.a.token") in (401, 422)
 
 
+@each_api
 def test_refresh_token_after_sign_out(app: Flask, version: str) -> None:
     """Sign-out, then the refresh token the client (or a thief) still holds."""
     client = app.test_client()
@@ -123,6 +129,7 @@ def test_refresh_token_after_sign_out(app: Flask, version: str) -> None:
         assert response.get_json()["error"] == "invalid_grant"
 
 
+@each_api
 def test_refresh_token_replayed(app: Flask, version: str) -> None:
     """A refresh token used twice: a copy of it was taken."""
     client = app.test_client()
@@ -145,6 +152,7 @@ def test_refresh_token_replayed(app: Flask, version: str) -> None:
         assert refresh(client, first.get_json()["refresh_token"]).status_code == 400
 
 
+@each_api
 def test_tokens_of_flask_jwt_extended_are_refused(
     version: str, place: Place, open_apps: Callable[[Flask], Flask]
 ) -> None:
@@ -159,3 +167,30 @@ def test_tokens_of_flask_jwt_extended_are_refused(
     )
     client = app.test_client()
     assert me(client, token) == (200 if version == "before" else 401)
+
+
+def test_store_down(version: str, open_apps: Callable[[Flask], Flask]) -> None:
+    """Redis unreachable: Flask-JWT-Extended's blocklist lookup fails with a
+    500; Flask-Signoff answers 503 and serves nobody."""
+    key = "k" * 64
+    config = {
+        "TESTING": True,
+        "PROPAGATE_EXCEPTIONS": False,
+        "REDIS_URL": DEAD_REDIS,
+        "JWT_SECRET_KEY": key,
+    }
+    token_app = open_apps(before.create_app(config))
+    with token_app.app_context():
+        token = create_access_token(identity="alice")
+    client = open_apps(FACTORIES[version](config)).test_client()
+    if version == "before":
+        assert me(client, token) == 500
+    else:
+        response = client.get("/api/me", headers=bearer(token))
+        assert response.status_code == 503
+        assert response.get_json()["error"] == "store_unavailable"
+    signed_in = client.post(
+        "/api/token", json={"username": "alice", "password": PASSWORD}
+    )
+    # Flask-JWT-Extended issues tokens without the store: no revocation.
+    assert signed_in.status_code == (200 if version == "before" else 503)
