@@ -72,7 +72,8 @@ def create_app(test_config: Mapping[str, t.Any] | None = None) -> Flask:
 
     @app.post("/api/token/refresh")
     def refresh() -> Response:
-        value = (request.get_json(silent=True) or {}).get("refresh_token")
+        body = request.get_json(silent=True)
+        value = body.get("refresh_token") if isinstance(body, dict) else None
         if not isinstance(value, str) or not value:
             raise InvalidRequest("refresh_token is required.")
         return token_response(signoff.refresh_tokens(value).as_dict())
