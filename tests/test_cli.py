@@ -150,8 +150,8 @@ def test_revoke_all_reports_each_step_and_a_summary(
     assert result.exit_code == 0, result.output
     (summary,) = result.stdout.splitlines()
     pattern = (
-        r"Signed everyone out \(2 session\(s\) ended, 1 refresh family\(ies\) "
-        r"revoked\) in \d+\.\d s\."
+        r"Signed everyone out \(2 session\(s\) ended\)\. 1 refresh family\(ies\) "
+        r"revoked, in \d+\.\d s\."
     )
     assert re.fullmatch(pattern, summary), summary
     assert result.stderr.splitlines() == [

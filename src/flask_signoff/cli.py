@@ -130,8 +130,8 @@ def revoke_all() -> None:
     finally:
         progress.close()
     click.echo(
-        f"Signed everyone out ({done['sessions']} session(s) ended, "
-        f"{done['families']} refresh family(ies) revoked) in "
+        f"Signed everyone out ({done['sessions']} session(s) ended). "
+        f"{done['families']} refresh family(ies) revoked, in "
         f"{progress.elapsed:.1f} s."
     )
 
