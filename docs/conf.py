@@ -26,6 +26,7 @@ extensions = [
     "myst_parser",
     "sphinx.ext.autodoc",
     "sphinx_click",
+    "sphinxcontrib.mermaid",
     "pallets_sphinx_themes",
 ]
 
@@ -37,6 +38,8 @@ exclude_patterns = ["_build"]
 # for the headings so `page.md#heading` links resolve as they do on the forge.
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
+# ```mermaid blocks, as the forge draws them, are the mermaid directive here.
+myst_fence_as_directive = ["mermaid"]
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"

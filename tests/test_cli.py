@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -11,7 +13,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from flask_signoff import FrozenClock
+from flask_signoff import FrozenClock, cli
 from flask_signoff.core.records import FamilyRecord, RefreshRecord
 from flask_signoff.extension import get_state
 from tests.support import SECRET_KEY
@@ -28,7 +30,8 @@ def run(app: Flask, *args: str, **kwargs: Any) -> Any:
 
 
 def test_every_command_has_help(app: Flask) -> None:
-    for command in ("sessions", "revoke-user", "revoke-all", "purge", "init", "check"):
+    commands = ("sessions", "revoke-user", "revoke-all", "purge", "init", "check")
+    for command in (*commands, "stats"):
         result = run(app, command, "--help")
         assert result.exit_code == 0, command
         assert "Usage:" in result.output
@@ -98,6 +101,120 @@ def test_purge(app: Flask, client: Any, clock: FrozenClock, db_path: Path) -> No
     assert "Purged 3 expired record(s)." in result.output
     assert count_rows(db_path) == 1
     assert client.get("/me").status_code == 200
+
+
+def test_purge_shows_progress_on_stderr_and_ends_with_a_summary(
+    app: Flask, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for _ in range(5):
+        app.test_client().post("/login/alice")
+    clock.advance(31 * 60)
+    monkeypatch.setattr(cli, "PROGRESS_EVERY", 0)  # a line per batch
+    result = run(app, "purge", "--batch-size", "2")
+    assert result.exit_code == 0, result.output
+    # stdout: the summary alone, for scripts and cron mails.
+    (summary,) = result.stdout.splitlines()
+    pattern = r"Purged 5 expired record\(s\)\. \d+ batch\(es\) in \d+\.\d s\."
+    assert re.fullmatch(pattern, summary), summary
+    # stderr (not a terminal here): plain lines, each a running total.
+    lines = result.stderr.splitlines()
+    totals = [int(re.match(r"purge: (\d+) record", line)[1]) for line in lines]  # type: ignore[index]
+    assert len(totals) >= 2
+    assert totals == sorted(set(totals))
+    assert totals[-1] == 5
+    assert "\r" not in result.stderr
+
+
+def test_purge_is_quiet_on_stderr_when_it_is_quick(
+    app: Flask, clock: FrozenClock
+) -> None:
+    app.test_client().post("/login/alice")
+    clock.advance(31 * 60)
+    result = run(app, "purge")
+    assert result.exit_code == 0
+    assert result.stderr == ""
+    assert result.stdout.startswith("Purged 1 expired record(s). ")
+
+
+def test_revoke_all_reports_each_step_and_a_summary(
+    app: Flask, client: Any, clock: FrozenClock
+) -> None:
+    client.post("/login/alice")
+    app.test_client().post("/login/bob")
+    now = clock()
+    get_state(app).store.create_family(
+        FamilyRecord("fam", "alice", now, now + 1000),
+        RefreshRecord("t.1", "fam", "alice", now, now + 1000),
+    )
+    result = run(app, "revoke-all", "--yes")
+    assert result.exit_code == 0, result.output
+    (summary,) = result.stdout.splitlines()
+    pattern = (
+        r"Signed everyone out \(2 session\(s\) ended\)\. 1 refresh family\(ies\) "
+        r"revoked, in \d+\.\d s\."
+    )
+    assert re.fullmatch(pattern, summary), summary
+    assert result.stderr.splitlines() == [
+        "Revoking every refresh family...",
+        "1 refresh family(ies) revoked; ending every session...",
+        "2 session(s) ended",
+    ]
+
+
+def test_stats_counts_live_sessions_and_families(
+    app: Flask, client: Any, clock: FrozenClock
+) -> None:
+    assert "live sessions: 0" in run(app, "stats").output
+    client.post("/login/alice")
+    app.config["TEST_REMEMBER"] = True
+    app.test_client().post("/login/bob")
+    app.test_client().post("/cart/apple")  # session data, nobody signed in
+    now = clock()
+    get_state(app).store.create_family(
+        FamilyRecord("fam", "alice", now, now + 1000),
+        RefreshRecord("t.1", "fam", "alice", now, now + 1000),
+    )
+    result = run(app, "stats")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("store: sqlite:///")
+    assert lines[1:5] == [
+        "live sessions: 3",
+        "  remembered: 1",
+        "  anonymous: 1",
+        "live refresh families: 1",
+    ]
+    # Past the idle timeout and the family's end: only the remembered one.
+    clock.advance(31 * 60)
+    result = run(app, "stats", "--json")
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.stdout)
+    assert counts["store"].startswith("sqlite:///")
+    assert counts["seconds"] >= 0
+    del counts["store"], counts["seconds"]
+    assert counts == {"sessions": 1, "remembered": 1, "anonymous": 0, "families": 0}
+
+
+def test_stats_on_a_redis_cluster(
+    store_app: Callable[..., Flask], redis_cluster: RedisCluster
+) -> None:
+    app = store_app(redis_cluster.url)
+    for name in ("alice", "bob"):
+        app.test_client().post(f"/login/{name}")
+    result = run(app, "stats", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["sessions"] == 2
+
+
+def test_stats_of_an_unreachable_store_fail_clearly(
+    store_app: Callable[..., Flask],
+) -> None:
+    app = store_app(f"redis://:hunter2@127.0.0.1:{free_port()}/0")
+    result = run(app, "stats")
+    assert result.exit_code == 1
+    assert "Nothing was counted." in result.stderr
+    assert "hunter2" not in result.output
+    assert "Traceback" not in result.output
 
 
 def test_init_creates_tables(app: Flask, db_path: Path) -> None:

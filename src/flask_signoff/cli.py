@@ -6,7 +6,11 @@ store URLs without their password.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
+import sys
+import time
 import typing as t
 
 import click
@@ -27,6 +31,48 @@ def _seconds(value: float) -> str:
 def _when(timestamp: float) -> str:
     moment = dt.datetime.fromtimestamp(timestamp, dt.timezone.utc)
     return moment.isoformat(timespec="seconds")
+
+
+#: Seconds between two progress lines on stderr when it is not a terminal
+#: (a log file, a cron mail); on a terminal one line is rewritten in place,
+#: at most every :data:`PROGRESS_REDRAW` seconds.
+PROGRESS_EVERY = 10.0
+PROGRESS_REDRAW = 0.2
+
+
+class Progress:
+    """The progress of a long command, on stderr, so stdout keeps only the
+    summary (for scripts that read it)."""
+
+    def __init__(self) -> None:
+        self.started = self._last = time.monotonic()
+        self._tty = sys.stderr.isatty()
+        self._drawn = False
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the command started."""
+        return time.monotonic() - self.started
+
+    def update(self, text: str, *, force: bool = False) -> None:
+        """Show ``text`` if the last line is old enough (or ``force``)."""
+        now = time.monotonic()
+        every = PROGRESS_REDRAW if self._tty else PROGRESS_EVERY
+        if not force and now - self._last < every:
+            return
+        self._last = now
+        if self._tty:
+            # Pad: the new line may be shorter than the one it covers.
+            click.echo(f"\r{text:<72}", err=True, nl=False)
+            self._drawn = True
+        else:
+            click.echo(text, err=True)
+
+    def close(self) -> None:
+        """End the line rewritten in place, if any."""
+        if self._drawn:
+            click.echo(err=True)
+            self._drawn = False
 
 
 @signoff_cli.command("sessions")
@@ -66,22 +112,87 @@ def revoke_user(user_id: str) -> None:
 def revoke_all() -> None:
     """Sign every user out of everything (asks for confirmation; --yes skips)."""
     state = get_state()
-    count = state.lifecycle.revoke_everyone(state.settings.access_token_ttl)
-    click.echo(f"Signed everyone out ({count} session(s) ended).")
+    progress = Progress()
+    done = {"families": 0, "sessions": 0}
+
+    def step(name: str, count: int) -> None:
+        done[name] = count
+        progress.update(
+            f"{count} refresh family(ies) revoked; ending every session..."
+            if name == "families"
+            else f"{count} session(s) ended",
+            force=True,
+        )
+
+    progress.update("Revoking every refresh family...", force=True)
+    try:
+        state.lifecycle.revoke_everyone(state.settings.access_token_ttl, on_step=step)
+    finally:
+        progress.close()
+    click.echo(
+        f"Signed everyone out ({done['sessions']} session(s) ended). "
+        f"{done['families']} refresh family(ies) revoked, in "
+        f"{progress.elapsed:.1f} s."
+    )
 
 
 @signoff_cli.command("purge")
 @click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1))
 def purge(batch_size: int) -> None:
-    """Delete expired sessions and tokens now, in small batches."""
+    """Delete expired sessions and tokens now, in small batches.
+
+    Progress goes to stderr while it runs (a line every few seconds when
+    stderr is not a terminal); the summary to stdout.
+    """
     state = get_state()
-    total = 0
-    while True:
-        deleted = state.store.purge_expired(state.clock(), batch_size=batch_size)
-        total += deleted
-        if deleted == 0:
-            break
-    click.echo(f"Purged {total} expired record(s).")
+    progress = Progress()
+    total = batches = 0
+    try:
+        while True:
+            deleted = state.store.purge_expired(state.clock(), batch_size=batch_size)
+            batches += 1
+            total += deleted
+            if deleted == 0:
+                break
+            rate = total / max(progress.elapsed, 1e-9)
+            progress.update(
+                f"purge: {total:,} record(s) deleted in {batches:,} batch(es), "
+                f"{progress.elapsed:.1f} s ({rate:,.0f}/s)"
+            )
+    finally:
+        progress.close()
+    click.echo(
+        f"Purged {total} expired record(s). {batches} batch(es) in "
+        f"{progress.elapsed:.1f} s."
+    )
+
+
+@signoff_cli.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def stats(as_json: bool) -> None:
+    """Count the live sessions (remembered, anonymous) and refresh families.
+
+    Read-only, but it walks the whole store: a count over an index on SQL,
+    a SCAN of every key (on every master of a cluster) on Redis, O(n).
+    """
+    state = get_state()
+    started = time.monotonic()
+    try:
+        counts = state.store.stats(state.clock())
+    except StoreUnavailable as e:
+        raise click.ClickException(f"{e}. Nothing was counted.") from None
+    elapsed = time.monotonic() - started
+    url = redact_url(state.settings.store_url)
+    if as_json:
+        fields = dataclasses.asdict(counts)
+        click.echo(json.dumps({"store": url, **fields, "seconds": elapsed}))
+        return
+    click.echo(f"store: {url} ({type(state.store).__name__})")
+    click.echo(f"live sessions: {counts.sessions}")
+    click.echo(f"  remembered: {counts.remembered}")
+    click.echo(f"  anonymous: {counts.anonymous}")
+    click.echo(f"live refresh families: {counts.families}")
+    click.echo(f"Counted in {elapsed:.2f} s.")
 
 
 @signoff_cli.command("init")

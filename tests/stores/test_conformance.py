@@ -32,6 +32,7 @@ from flask_signoff.core.records import (
     RefreshRecord,
     SessionRecord,
     SpendStatus,
+    StoreStats,
 )
 from flask_signoff.core.sessions import SessionLifecycle, SessionPolicy
 from flask_signoff.core.store import Store
@@ -714,6 +715,41 @@ def test_access_state(store: Store, now: float) -> None:
     assert (state.epoch, state.family_revoked) == (0, False)
 
 
+# -- stats ------------------------------------------------------------------------
+
+
+def test_stats_count_what_is_alive(store: Store, now: float) -> None:
+    assert store.stats(now) == StoreStats(0, 0, 0, 0)
+    store.create_session(make_session(now, "alice"))
+    store.create_session(make_session(now, "alice", ttl=3 * HOUR, remember=True))
+    store.create_session(make_session(now, "bob", ttl=3 * HOUR))
+    store.create_session(make_session(now, None))
+    ended = make_session(now, "carol", ttl=3 * HOUR, remember=True)
+    store.create_session(ended)
+    store.delete_session(ended.key)
+    for user, ttl in (("alice", HOUR), ("bob", 3 * HOUR), ("carol", 3 * HOUR)):
+        family, first = make_family(now, user, ttl=ttl)
+        store.create_family(family, first)
+        store.add_refresh(make_refresh(now, family), now)
+    store.revoke_family(family.family_id, "carol", now + 60)
+    assert store.stats(now) == StoreStats(
+        sessions=4, remembered=1, anonymous=1, families=2
+    )
+    # Alive is decided at the time given, not by what the store still keeps.
+    assert store.stats(now + 2 * HOUR) == StoreStats(
+        sessions=2, remembered=1, anonymous=0, families=1
+    )
+
+
+def test_stats_write_nothing(backend: Backend, now: float) -> None:
+    store = backend.store
+    store.create_session(make_session(now, "alice"))
+    store.create_family(*make_family(now))
+    before = backend.dump()
+    assert store.stats(now) == StoreStats(1, 0, 0, 1)
+    assert backend.dump() == before
+
+
 # -- secrets and outages --------------------------------------------------------
 
 
@@ -743,6 +779,7 @@ def test_unreachable_store_raises_store_unavailable(backend: Backend) -> None:
             lambda: dead.access_state("alice", "fam", time.time()),
             lambda: dead.reserve("a:alice", 10, 300, time.time()),
             lambda: dead.release("a:alice", time.time()),
+            lambda: dead.stats(time.time()),
         ]
         for call in calls:
             started = time.monotonic()

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from flask_signoff.core.records import StoreStats
 from flask_signoff.exceptions import StoreError, StoreUnavailable
 from flask_signoff.stores import open_store
-from flask_signoff.stores.redis import RedisStore, lua
+from flask_signoff.stores.redis import RedisStore, lua, stats
 from flask_signoff.stores.redis.connection import guarded
 from tests.stores.test_conformance import make_family, make_session, new_key, tagging
 from tests.support.servers import RedisCluster, RedisServer
@@ -262,3 +263,48 @@ def test_a_request_costs_one_command(
     # A refresh token: one read, one compare-and-set.
     assert commands(lambda: store.get_refresh(token.key)) == ["HGETALL"]
     assert commands(lambda: store.spend_refresh(token.key, now)) == ["EVALSHA"]
+
+
+# -- stats ----------------------------------------------------------------------
+
+
+def test_stats_scan_every_master_in_bounded_batches(
+    either: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = either
+    now = time.time()
+    users = [f"user{i}" for i in range(12)]
+    for user in users:
+        store.create_session(make_session(now, user, remember=user.endswith("1")))
+    for user in users[:5]:
+        store.create_family(*make_family(now, user))
+    if store.cluster:
+        # The users' keys lie on several masters: a SCAN of one would miss some.
+        client: Any = store.client
+        nodes = {
+            client.get_node_from_key(store.keys.base(store.user_tag(u))).name
+            for u in users
+        }
+        assert len(nodes) > 1
+    monkeypatch.setattr(stats, "BATCH", 5)
+    sizes: list[int] = []
+    make_pipeline = store.client.pipeline
+
+    def pipeline(*args: Any, **kwargs: Any) -> Any:
+        pipe = make_pipeline(*args, **kwargs)
+        execute = pipe.execute
+
+        def counted(*a: Any, **k: Any) -> Any:
+            sizes.append(len(pipe))
+            return execute(*a, **k)
+
+        pipe.execute = counted
+        return pipe
+
+    monkeypatch.setattr(store.client, "pipeline", pipeline)
+    assert store.stats(now) == StoreStats(
+        sessions=12, remembered=2, anonymous=0, families=5
+    )
+    # Never more than one batch of names at a time, whatever the store holds.
+    assert sum(sizes) == 12 + 5
+    assert max(sizes) <= 5

@@ -19,6 +19,7 @@ a ``conftest.py`` or another test module:
 ``servers``         real Redis, Redis Cluster and PostgreSQL on free ports
 ``gunicorn_demo``   the demo under gunicorn, and a browser over sockets
 ``load``            the load of the outage tests, in a process of its own
+``docs``            the code blocks of the documentation pages, to run them
 ==================  =========================================================
 """
 

@@ -111,6 +111,20 @@ class Reserved:
     ends: float
 
 
+@dataclasses.dataclass(slots=True, frozen=True)
+class StoreStats:
+    """What :meth:`Store.stats` counted: records alive at one moment."""
+
+    #: Live sessions (``drop_at`` still ahead), signed in or anonymous.
+    sessions: int
+    #: Of those, the remembered (persistent) ones.
+    remembered: int
+    #: Of those, the anonymous ones (session data, nobody signed in).
+    anonymous: int
+    #: Live refresh families: neither revoked nor past ``expires_at``.
+    families: int
+
+
 def field_names(record_class: type) -> tuple[str, ...]:
     """The attribute names of a record class, in declaration order.
 

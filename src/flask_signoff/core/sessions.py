@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Callable
 
 from .clock import Clock, system_clock
 from .ids import (
@@ -295,14 +296,29 @@ class SessionLifecycle:
         """End every session of the user but ``keep_key``."""
         return self.store.delete_user_sessions(user_id, keep_key=keep_key)
 
-    def revoke_everyone(self, access_token_ttl: float) -> int:
+    def revoke_everyone(
+        self,
+        access_token_ttl: float,
+        *,
+        on_step: Callable[[str, int], object] | None = None,
+    ) -> int:
         """Sign every user out of everything (an administrator's reset).
 
         Access tokens die through revocation markers on every family, kept
         for ``access_token_ttl`` (the longest an access token lives).
+
+        :param on_step: called after each step with its name and count,
+            ``("families", n)`` then ``("sessions", n)``: the progress of a
+            long reset.
+        :returns: the number of sessions ended.
         """
-        self.store.revoke_all_families(self.clock() + access_token_ttl)
-        return self.store.delete_all_sessions()
+        families = self.store.revoke_all_families(self.clock() + access_token_ttl)
+        if on_step is not None:
+            on_step("families", families)
+        sessions = self.store.delete_all_sessions()
+        if on_step is not None:
+            on_step("sessions", sessions)
+        return sessions
 
     def revoke_user(self, user_id: str, *, keep_key: str | None = None) -> int:
         """Sign a user out everywhere: sessions, refresh families, access tokens.

@@ -29,6 +29,7 @@ from .records import (
     Reserved,
     SessionRecord,
     SpendResult,
+    StoreStats,
 )
 
 
@@ -275,6 +276,22 @@ class Store(abc.ABC):
         the reservation) and never below zero: after that window ended, or
         once its count is 0, nothing changes. Returns whether one was given
         back.
+        """
+
+    # -- administration ------------------------------------------------------
+
+    @abc.abstractmethod
+    def stats(self, now: float) -> StoreStats:
+        """Count the records alive at ``now``; read-only.
+
+        Live sessions are those whose ``drop_at`` is after ``now`` (with how
+        many are remembered and how many anonymous); live refresh families
+        those not revoked whose ``expires_at`` is after ``now``. For
+        administration and monitoring (``flask signoff stats``), never on a
+        request: the cost grows with the whole store, not with one user (a
+        count over the expiry index on SQL; a ``SCAN`` of every key, on
+        every master of a cluster, on Redis: O(n) in the keys). Records
+        written or dropped while it counts may or may not be counted.
         """
 
     # -- lifecycle ---------------------------------------------------------

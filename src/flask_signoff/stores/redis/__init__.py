@@ -17,7 +17,8 @@ cluster. The package, in the order a newcomer would read it:
     │                   functions), each stating its KEYS, ARGV and guarantee
     ├── connection.py   URLs, the client (standalone or cluster), timeouts;
     │                   redis-py errors to StoreUnavailable / StoreError
-    └── checks.py       the start-up check: maxmemory-policy must not evict
+    ├── checks.py       the start-up check: maxmemory-policy must not evict
+    └── stats.py        the counts of `flask signoff stats`: a bounded SCAN
 
 Everything the rest of Flask-Signoff needs is exported here; the modules
 beside it are this backend's own.

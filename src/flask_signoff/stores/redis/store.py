@@ -28,6 +28,7 @@ from ...core.records import (
     SessionRecord,
     SpendResult,
     SpendStatus,
+    StoreStats,
 )
 from ...core.store import Store
 from ...exceptions import StoreError
@@ -42,6 +43,7 @@ from .codec import (
 )
 from .connection import Client, Target, guarded
 from .keys import KeyLayout
+from .stats import count_live
 
 T = TypeVar("T")
 
@@ -328,6 +330,10 @@ class RedisStore(Store):
     def purge_expired(self, now: float, *, batch_size: int = 500) -> int:
         # Every record carries a native TTL; nothing is left to purge.
         return 0
+
+    def stats(self, now: float) -> StoreStats:
+        # A SCAN of every key under the prefix, on every master: see stats.py.
+        return self._guard("stats", lambda: count_live(self.client, self.keys, now))
 
     # -- users -------------------------------------------------------------
 

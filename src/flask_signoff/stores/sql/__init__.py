@@ -60,6 +60,7 @@ meets them:
                    timeouts; advisory locks (per user, schema creation)
     watchdog.py    the thread that ends calls to a PostgreSQL server that
                    stopped answering
+    stats.py       the counts of `flask signoff stats`, in one read
     errors.py      database errors -> StoreError / StoreUnavailable, in one
                    place
 

@@ -27,6 +27,7 @@ from ...core.records import (
     SessionRecord,
     SpendResult,
     SpendStatus,
+    StoreStats,
 )
 from ...core.store import Store
 from ...exceptions import StoreError
@@ -40,6 +41,7 @@ from .schema import (
     session_from_row,
     session_values,
 )
+from .stats import count_live
 
 
 def _rowcount(stmt: sa.Executable) -> Callable[[Connection], int]:
@@ -288,6 +290,9 @@ class SQLStore(Store):
             # One short transaction per table and batch: never a long lock.
             total += self._db.write("purge_expired", _rowcount(stmt))
         return total
+
+    def stats(self, now: float) -> StoreStats:
+        return self._db.read("stats", count_live(self.schema, now))
 
     # -- users -------------------------------------------------------------------
 
