@@ -22,7 +22,7 @@ from flask import Flask, jsonify, request, session
 from flask.sessions import SecureCookieSessionInterface
 from flask.testing import FlaskClient
 
-from flask_signoff import FrozenClock
+from flask_signoff import FrozenClock, Signoff
 from flask_signoff.core.ids import parse_secret
 from flask_signoff.core.sessions import SessionLifecycle, SessionPolicy
 from flask_signoff.exceptions import ConfigError, StoreUnavailable
@@ -214,6 +214,20 @@ def test_the_setting_takes_an_aware_time(
 ) -> None:
     app = make_app(tmp_path / "s.sqlite3", clock, SIGNOFF_ADOPT_FLASK_LOGIN_UNTIL=value)
     assert get_state(app).settings.adopt_flask_login_until == expected
+
+
+def test_the_setting_is_read_from_the_environment(
+    tmp_path: Path, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLASK_SIGNOFF_ADOPT_FLASK_LOGIN_UNTIL", "2026-06-30T12:00:00Z")
+    app = Flask(__name__)
+    app.config.from_prefixed_env()
+    app.config.update(
+        SECRET_KEY=SECRET_KEY, SIGNOFF_STORE_URL=f"sqlite:///{tmp_path / 'e.sqlite3'}"
+    )
+    Signoff(app, clock=clock)
+    assert get_state(app).settings.adopt_flask_login_until == 1782820800.0
+    get_state(app).store.close()
 
 
 @pytest.mark.parametrize(

@@ -151,8 +151,10 @@ class Adoption:
     def signed_session(self, app: Flask, request: Request) -> dict[str, t.Any] | None:
         """The data of Flask's signed session cookie if it verifies, else ``None``."""
         value = request.cookies.get(self.flask_sessions.get_cookie_name(app))
+        if not value or len(value) > MAX_LEGACY_COOKIE:
+            return None
         serializer = self._serializer(app)
-        if not value or len(value) > MAX_LEGACY_COOKIE or serializer is None:
+        if serializer is None:
             return None
         max_age = int(app.permanent_session_lifetime.total_seconds())
         try:
