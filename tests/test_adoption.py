@@ -347,6 +347,18 @@ def test_the_remember_cookie_is_adopted_once(adopting: Flask) -> None:
     assert count_sessions(adopting) == 0
 
 
+def test_a_cart_filled_after_a_browser_restart_comes_along(adopting: Flask) -> None:
+    legacy = flask_login_app().test_client()
+    legacy.post("/login/alice?remember=1")
+    legacy.delete_cookie(OLD_SESSION)  # the browser restarted
+    legacy.post("/cart/pen")  # a view that never looked at the user
+    cookies = {name: legacy.get_cookie(name) for name in (OLD_SESSION, OLD_REMEMBER)}
+    client = browser(adopting, {n: c.value for n, c in cookies.items() if c})
+    r = client.get("/public")
+    assert r.json == {"user": "alice", "cart": "pen"}
+    assert set(deletions(r)) == {OLD_SESSION, OLD_REMEMBER}
+
+
 def test_session_and_remember_cookie_are_one_remembered_session(
     adopting: Flask,
 ) -> None:

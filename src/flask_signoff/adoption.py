@@ -230,14 +230,15 @@ class Adoption:
             if remembered == user_id:
                 marks.append(b"r\0" + remembered.encode("utf-8"))
                 remember = True
-            carried = {k: v for k, v in data.items() if k not in _OLD_AUTH_KEYS}
         elif remembered is not None:
+            # A session without a user beside it (a cart filled after the
+            # browser restarted) is carried over with the remember cookie.
             user_id = remembered
             marks.append(b"r\0" + remembered.encode("utf-8"))
             remember = True
-            carried = {}
         else:
             return None
+        carried = {k: v for k, v in (data or {}).items() if k not in _OLD_AUTH_KEYS}
         cookies = []
         if old_session and session_name != self.state.interface.get_cookie_name(app):
             cookies.append(self._session_cookie(app, session_name))
