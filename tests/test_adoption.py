@@ -289,11 +289,12 @@ def test_a_flask_login_session_is_adopted_once(adopting: Flask) -> None:
     assert client.get("/fresh").status_code != 200  # never fresh
     assert count_sessions(adopting) == 1
 
-    # A copy of the old cookie is refused, and creates nothing.
+    # A copy of the old cookie is refused, creates nothing, and is deleted.
     thief = browser(adopting, old)
     r = thief.get("/public")
     assert r.json == {"user": None, "cart": None}
     assert session_cookie(thief, HOST_SESSION) is None
+    assert set(deletions(r)) == {OLD_SESSION}
     assert count_sessions(adopting) == 1
 
     # Still refused after the adopted session signed out.
@@ -507,7 +508,9 @@ def test_signed_out_everywhere_ends_the_old_cookies_too(adopting: Flask) -> None
     with adopting.test_request_context():
         get_state(adopting).manager.revoke_user("alice")
     # The phone's cookie, never adopted, is no use any more either.
-    assert signed_in(browser(adopting, phone)) is None
+    r = browser(adopting, phone).get("/public")
+    assert r.json == {"user": None, "cart": None}
+    assert set(deletions(r)) == {OLD_SESSION}
     assert signed_in(client) is None
 
 

@@ -34,7 +34,8 @@ window (deleting it could delete the cookie a concurrent request set).
 Once: each adopted cookie is marked in the store before the new session is
 created, with :meth:`~flask_signoff.core.store.Store.reserve` (a limit of
 one, for as long as the window lasts and a day more), so a copy presented
-later, or by a concurrent request, adopts nothing. The mark is an HMAC of
+later, or by a concurrent request, adopts nothing (and is deleted, unless
+it has our cookie's name). The mark is an HMAC of
 the cookie's signed part under a subkey of the store's routing key, which
 rotating ``SECRET_KEY`` does not change. Flask-Login's remember cookie is
 the same value on every device of a user: once one of them adopts it, the
@@ -97,6 +98,15 @@ class Adopted:
     record: SessionRecord
     #: The old session's keys carried over (a cart).
     data: dict[str, t.Any]
+    #: ``delete_cookie`` arguments of each old cookie to delete.
+    expired_cookies: tuple[dict[str, t.Any], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Spent:
+    """Flask-Login's sign-in of a request that can never be adopted: adopted
+    before (this is a copy), or its user signed out everywhere since."""
+
     #: ``delete_cookie`` arguments of each old cookie to delete.
     expired_cookies: tuple[dict[str, t.Any], ...]
 
@@ -268,9 +278,12 @@ class Adoption:
 
     def adopt(
         self, app: Flask, request: Request, *, drop: Collection[str] = ()
-    ) -> Adopted | None:
-        """Adopt the request's Flask-Login sign-in, once; ``None`` if there is
-        nothing to adopt (or it was adopted before).
+    ) -> Adopted | Spent | None:
+        """Adopt the request's Flask-Login sign-in, once.
+
+        :returns: the new session; :class:`Spent` if the sign-in can never
+            be adopted (its old cookies are to be deleted all the same);
+            ``None`` if there is nothing to adopt.
 
         :param drop: more session keys not to carry over (CSRF tokens).
         :raises StoreUnavailable: the store failed; nothing was adopted.
@@ -290,7 +303,8 @@ class Adoption:
         store = state.store
         epoch = store.get_epoch(found.user_id)
         if epoch:
-            return None  # signed out everywhere since Flask-Signoff took over
+            # Signed out everywhere since Flask-Signoff took over.
+            return Spent(found.expired_cookies)
         key = self._key()
         window = until - now + MARK_MARGIN
         taken: list[tuple[str, float]] = []
@@ -303,7 +317,7 @@ class Adoption:
             elif i == 0:
                 # A copy, or a concurrent request with the same cookie.
                 logger.info("A Flask-Login cookie adopted before was refused.")
-                return None
+                return Spent(found.expired_cookies)
             else:
                 remember = False  # another device adopted the remember cookie
         data = {k: v for k, v in found.data.items() if k not in drop}
@@ -320,7 +334,7 @@ class Adoption:
             if store.get_epoch(found.user_id) != epoch:
                 # Signed out everywhere while this ran: the session is gone too.
                 state.lifecycle.end(record.key)
-                return None
+                return Spent(found.expired_cookies)
         except StoreUnavailable:
             _give_back(state, taken)
             raise
@@ -407,4 +421,4 @@ def _protection_failed(data: t.Mapping[str, t.Any]) -> bool:
     return not hmac.compare_digest(ident, str(data.get("_id", "")))
 
 
-__all__ = ["Adopted", "Adoption"]
+__all__ = ["Adopted", "Adoption", "Spent"]

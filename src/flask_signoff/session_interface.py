@@ -26,7 +26,7 @@ from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
-from .adoption import Adoption
+from .adoption import Adopted, Adoption
 from .core.records import SessionRecord
 from .core.sessions import LoadStatus
 from .exceptions import StoreUnavailable
@@ -199,10 +199,7 @@ class SignoffSessionInterface(SessionInterface):
                 return session
         if not value or len(value) > MAX_COOKIE_LENGTH or not value.isascii():
             # No cookie of ours, or none we could have issued.
-            adopted = self._adopt(app, request, value)
-            if adopted is not None:
-                return adopted
-            return self._dead(value) if value else self.session_class()
+            return self._without_ours(app, request, value)
         try:
             loaded = self.state.lifecycle.load(value)
         except StoreUnavailable:
@@ -211,8 +208,7 @@ class SignoffSessionInterface(SessionInterface):
             session.unavailable = True
             return session
         if not loaded.alive or loaded.record is None:
-            adopted = self._adopt(app, request, value)
-            return adopted if adopted is not None else self._dead(value)
+            return self._without_ours(app, request, value)
         record = loaded.record
         data = self._decode(record.data)
         session = self.session_class(
@@ -232,16 +228,16 @@ class SignoffSessionInterface(SessionInterface):
             session_rotated.send(app, user_id=record.user_id, reason="revived")
         return session
 
-    def _adopt(
+    def _without_ours(
         self, app: Flask, request: Request, value: str | None
-    ) -> SignoffSession | None:
-        """A session for Flask-Login's sign-in adopted now, or ``None``.
-
-        Only while the window is open; ``value`` is our cookie, dead or absent.
+    ) -> SignoffSession:
+        """A session for a request without a live session of ours (``value``
+        is our cookie, dead or absent): anonymous, or, while the window is
+        open, Flask-Login's sign-in adopted (:mod:`flask_signoff.adoption`).
         """
         adoption = self.adoption
         if not adoption.open(self.state.clock()):
-            return None
+            return self._dead(value) if value else self.session_class()
         try:
             adopted = adoption.adopt(app, request, drop=AUTH_KEYS)
         except StoreUnavailable:
@@ -249,22 +245,24 @@ class SignoffSessionInterface(SessionInterface):
             session = self.session_class(cookie_present=bool(value))
             session.unavailable = True
             return session
-        if adopted is None:
-            if (
-                value
-                and adoption.flask_sessions.get_cookie_name(app)
-                == self.get_cookie_name(app)
-                and adoption.signed_session(app, request) is not None
-            ):
-                # Flask's cookie under our name, not adopted (adopted by a
-                # concurrent request, say): deleting it could delete the
-                # cookie that request sets. It signs nobody in here.
-                return self.session_class()
-            return None
-        session = self.session_class(adopted.data, cookie_present=bool(value))
-        session.move_to(adopted.secret, adopted.record)
-        session.modified = False  # written by the adoption
-        session.expired_cookies = adopted.expired_cookies
+        if isinstance(adopted, Adopted):
+            session = self.session_class(adopted.data, cookie_present=bool(value))
+            session.move_to(adopted.secret, adopted.record)
+            session.modified = False  # written by the adoption
+        elif (
+            value
+            and adoption.flask_sessions.get_cookie_name(app)
+            == self.get_cookie_name(app)
+            and adoption.signed_session(app, request) is not None
+        ):
+            # Flask's cookie under our name, not adopted (adopted by a
+            # concurrent request, say): deleting it could delete the cookie
+            # that request sets. It signs nobody in here.
+            session = self.session_class()
+        else:
+            session = self._dead(value) if value else self.session_class()
+        if adopted is not None:
+            session.expired_cookies = adopted.expired_cookies
         return session
 
     def _dead(self, value: str) -> SignoffSession:
