@@ -79,6 +79,7 @@ DEFAULTS: dict[str, Any] = {
     "SIGNOFF_THROTTLE_ACCOUNT_LIMIT": 10,
     "SIGNOFF_THROTTLE_IP_LIMIT": 100,
     "SIGNOFF_THROTTLE_WINDOW": dt.timedelta(minutes=5),
+    "SIGNOFF_ADOPT_FLASK_LOGIN_UNTIL": None,
 }
 
 
@@ -104,6 +105,19 @@ FLASK_LOGIN_IGNORED: dict[str, str] = {
     "AUTH_HEADER_NAME": "the Authorization header alone carries Bearer tokens, "
     "and the request_loader reads any other header itself",
 }
+
+#: The Flask-Login settings that name the old cookies: they mean something
+#: while ``SIGNOFF_ADOPT_FLASK_LOGIN_UNTIL`` is set (see
+#: :mod:`flask_signoff.adoption`), so they are not warned about then.
+FLASK_LOGIN_ADOPTION_KEYS = (
+    "REMEMBER_COOKIE_NAME",
+    "REMEMBER_COOKIE_DOMAIN",
+    "REMEMBER_COOKIE_PATH",
+    "REMEMBER_COOKIE_SECURE",
+    "REMEMBER_COOKIE_HTTPONLY",
+    "REMEMBER_COOKIE_SAMESITE",
+    "SESSION_PROTECTION",
+)
 
 
 def set_defaults(config: MutableMapping[str, Any]) -> None:
@@ -239,6 +253,39 @@ def key_list(config: Mapping[str, Any], key: str) -> tuple[Any, ...]:
     raise ConfigError(key, f"<{type(value).__name__}>", "a list of keys, oldest first")
 
 
+def optional_instant(config: Mapping[str, Any], key: str) -> float | None:
+    """Read a point in time as Unix seconds: a timezone-aware ``datetime``,
+    or an ISO 8601 date and time with its UTC offset; ``None`` (or an empty
+    string, what an unset environment variable gives) for none.
+
+    A time without an offset is refused rather than guessed: the server's
+    local time and UTC may be hours apart.
+    """
+    value = config[key]
+    if value is None or value == "":
+        return None
+    instant: dt.datetime | None = None
+    if isinstance(value, dt.datetime):
+        instant = value
+    elif isinstance(value, str):
+        text = value.strip()
+        # Python before 3.11 does not read the "Z" of UTC.
+        if text[-1:] in ("Z", "z"):
+            text = text[:-1] + "+00:00"
+        try:
+            instant = dt.datetime.fromisoformat(text)
+        except ValueError:
+            instant = None
+    if instant is None or instant.utcoffset() is None:
+        raise ConfigError(
+            key,
+            value,
+            "a timezone-aware datetime.datetime, or an ISO 8601 date and time "
+            "with its UTC offset such as '2026-06-30T00:00:00+00:00', or None",
+        )
+    return instant.timestamp()
+
+
 def mapping(config: Mapping[str, Any], key: str) -> dict[str, Any]:
     value = config[key]
     if isinstance(value, Mapping):
@@ -296,12 +343,18 @@ class Settings:
     throttle_policy: ThrottlePolicy
     #: Lifetimes, issuer and audience of API tokens.
     token_policy: TokenPolicy
+    #: ``SIGNOFF_ADOPT_FLASK_LOGIN_UNTIL`` as Unix seconds: until then, a
+    #: Flask-Login sign-in is adopted once (:mod:`flask_signoff.adoption`);
+    #: ``None``, the default, adopts nothing.
+    adopt_flask_login_until: float | None = None
 
     @staticmethod
     def flask_login_ignored(config: Mapping[str, Any]) -> str | None:
         """One warning naming the Flask-Login settings in ``config`` that
         Flask-Signoff ignores, and why; ``None`` if there are none."""
         found = [key for key in FLASK_LOGIN_IGNORED if key in config]
+        if config.get("SIGNOFF_ADOPT_FLASK_LOGIN_UNTIL"):
+            found = [key for key in found if key not in FLASK_LOGIN_ADOPTION_KEYS]
         if not found:
             return None
         reasons: dict[str, list[str]] = {}
@@ -420,4 +473,7 @@ class Settings:
             session_policy=session_policy,
             throttle_policy=throttle_policy,
             token_policy=token_policy,
+            adopt_flask_login_until=optional_instant(
+                config, "SIGNOFF_ADOPT_FLASK_LOGIN_UNTIL"
+            ),
         )

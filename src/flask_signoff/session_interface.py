@@ -26,6 +26,7 @@ from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
+from .adoption import Adopted, Adoption
 from .core.records import SessionRecord
 from .core.sessions import LoadStatus
 from .exceptions import StoreUnavailable
@@ -85,6 +86,9 @@ class SignoffSession(CallbackDict[str, t.Any], SessionMixin):
         self.drop_cookie = False
         #: The store failed during this request: write nothing, keep the cookie.
         self.unavailable = False
+        #: Flask-Login's cookies to delete: their sign-in was adopted
+        #: (``delete_cookie`` arguments; see :mod:`flask_signoff.adoption`).
+        self.expired_cookies: tuple[dict[str, t.Any], ...] = ()
         self.modified = False
         self.accessed = False
 
@@ -155,6 +159,9 @@ class SignoffSessionInterface(SessionInterface):
 
     def __init__(self, state: SignoffState) -> None:
         self.state = state
+        #: Flask-Login's sign-ins, adopted while ``SIGNOFF_ADOPT_FLASK_LOGIN_UNTIL``
+        #: has not passed.
+        self.adoption = Adoption(state)
 
     # -- cookie attributes -------------------------------------------------
 
@@ -190,10 +197,9 @@ class SignoffSessionInterface(SessionInterface):
                 session = self.session_class(cookie_present=bool(value))
                 session.unavailable = True
                 return session
-        if not value:
-            return self.session_class()
-        if len(value) > MAX_COOKIE_LENGTH or not value.isascii():
-            return self._dead(value)
+        if not value or len(value) > MAX_COOKIE_LENGTH or not value.isascii():
+            # No cookie of ours, or none we could have issued.
+            return self._without_ours(app, request, value)
         try:
             loaded = self.state.lifecycle.load(value)
         except StoreUnavailable:
@@ -202,7 +208,7 @@ class SignoffSessionInterface(SessionInterface):
             session.unavailable = True
             return session
         if not loaded.alive or loaded.record is None:
-            return self._dead(value)
+            return self._without_ours(app, request, value)
         record = loaded.record
         data = self._decode(record.data)
         session = self.session_class(
@@ -220,6 +226,43 @@ class SignoffSessionInterface(SessionInterface):
                 return self._dead(value)
             session.move_to(*rotated, keep_auth_keys=True)
             session_rotated.send(app, user_id=record.user_id, reason="revived")
+        return session
+
+    def _without_ours(
+        self, app: Flask, request: Request, value: str | None
+    ) -> SignoffSession:
+        """A session for a request without a live session of ours (``value``
+        is our cookie, dead or absent): anonymous, or, while the window is
+        open, Flask-Login's sign-in adopted (:mod:`flask_signoff.adoption`).
+        """
+        adoption = self.adoption
+        if not adoption.open(self.state.clock()):
+            return self._dead(value) if value else self.session_class()
+        try:
+            adopted = adoption.adopt(app, request, drop=AUTH_KEYS)
+        except StoreUnavailable:
+            logger.warning("Session store unavailable while adopting a sign-in.")
+            session = self.session_class(cookie_present=bool(value))
+            session.unavailable = True
+            return session
+        if isinstance(adopted, Adopted):
+            session = self.session_class(adopted.data, cookie_present=bool(value))
+            session.move_to(adopted.secret, adopted.record)
+            session.modified = False  # written by the adoption
+        elif (
+            value
+            and adoption.flask_sessions.get_cookie_name(app)
+            == self.get_cookie_name(app)
+            and adoption.signed_session(app, request) is not None
+        ):
+            # Flask's cookie under our name, not adopted (adopted by a
+            # concurrent request, say): deleting it could delete the cookie
+            # that request sets. It signs nobody in here.
+            session = self.session_class()
+        else:
+            session = self._dead(value) if value else self.session_class()
+        if adopted is not None:
+            session.expired_cookies = adopted.expired_cookies
         return session
 
     def _dead(self, value: str) -> SignoffSession:
@@ -264,6 +307,8 @@ class SignoffSessionInterface(SessionInterface):
         if session.cookie_present or session.record is not None:
             _vary_cookie(response)
         self._set_cookie(app, session, response)
+        for cookie in session.expired_cookies:
+            response.delete_cookie(**cookie)
 
     def _persist(self, session: SignoffSession) -> None:
         lifecycle = self.state.lifecycle
