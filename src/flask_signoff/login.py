@@ -104,6 +104,15 @@ def get_user() -> t.Any:
 
 def _load_user(state: RequestState) -> None:
     """Find the request's user and how (see the module's docstring)."""
+    manager = get_state().manager
+    if manager.user_callback is None and manager.request_callback is None:
+        # Nobody could ever be signed in: a setup error, not an anonymous
+        # request (Flask-Login raises the same).
+        raise RuntimeError(
+            "Missing user_loader or request_loader: decorate a function "
+            "with @login_manager.user_loader (or .request_loader) to load "
+            "users."
+        )
     user = None
     credential = Credential.NONE
     sess = session._get_current_object()  # type: ignore[attr-defined]
