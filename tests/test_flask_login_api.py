@@ -591,3 +591,25 @@ def test_no_loader_at_all_is_an_error_not_an_anonymous_user(tmp_path: Path) -> N
     missing = "Missing user_loader or request_loader"
     with app.test_request_context(), pytest.raises(RuntimeError, match=missing):
         current_user.is_authenticated  # noqa: B018
+
+
+@pytest.mark.parametrize("duration", ["123", True, [60]])
+def test_login_user_refuses_a_duration_that_is_not_one(
+    app: Flask, db_path: Path, duration: Any
+) -> None:
+    # Flask-Login takes a timedelta only; numbers of seconds are ours. A
+    # string is neither, whatever it holds.
+    with app.test_request_context():
+        with pytest.raises(TypeError, match=r"duration must be a datetime\.timedelta"):
+            login_user(User("alice"), remember=True, duration=duration)
+        assert not current_user.is_authenticated
+    assert count_rows(db_path) == 0
+
+
+@pytest.mark.parametrize("duration", [dt.timedelta(hours=7), 7 * 3600, 7 * 3600.0])
+def test_login_user_takes_a_timedelta_or_seconds(app: Flask, duration: Any) -> None:
+    with app.test_request_context():
+        assert login_user(User("alice"), remember=True, duration=duration)
+        record = flask_signoff.login.signoff_session().record
+        assert record is not None
+        assert record.expires_at - record.created_at == pytest.approx(7 * 3600)

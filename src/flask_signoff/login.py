@@ -216,7 +216,13 @@ def _seconds(duration: dt.timedelta | float | int | None) -> float | None:
         return None
     if isinstance(duration, dt.timedelta):
         return duration.total_seconds()
-    return float(duration)
+    if isinstance(duration, (int, float)) and not isinstance(duration, bool):
+        return float(duration)
+    # Not float(duration): "123" would pass for seconds. Flask-Login's words.
+    raise TypeError(
+        f"duration must be a datetime.timedelta, instead got: {duration} "
+        f"({type(duration).__name__}; a number of seconds works too)"
+    )
 
 
 def login_user(
@@ -242,6 +248,7 @@ def login_user(
     """
     if not force and not user.is_active:
         return False
+    seconds = _seconds(duration)
     state = get_state()
     sess = signoff_session()
     id_attribute = state.manager.id_attribute
@@ -260,7 +267,7 @@ def login_user(
         data=state.interface.encode(sess),
         replace_key=old_key,
         remember=remember,
-        duration=_seconds(duration),
+        duration=seconds,
         fresh=fresh,
         auth_stamp=state.stamps.digest(str(user_id), user),
         **client_info(),
