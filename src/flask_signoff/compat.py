@@ -61,9 +61,9 @@ def _secret_key(key: str | bytes | None = None) -> bytes:
         # key of code points up to U+00FF is its bytes); UTF-8 for others,
         # which Latin-1 cannot encode.
         try:
-            key = key.encode("latin-1")
+            return key.encode("latin-1")
         except UnicodeEncodeError:
-            key = key.encode("utf-8")
+            return key.encode("utf-8")
     return key
 
 
