@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import stat
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,8 +32,9 @@ def test_defaults(tmp_path: Path) -> None:
     assert s.touch_interval == 60
     assert s.cookie_secure is True
     assert s.jwt_issuer == s.jwt_audience == app.import_name
-    assert s.store_url == f"sqlite:///{tmp_path}/instance/signoff.sqlite3"
-    assert (tmp_path / "instance").is_dir()
+    # In testing mode (as here) the store is a temporary file: see below.
+    assert s.store_url.startswith("sqlite:///")
+    assert str(tmp_path) not in s.store_url
 
 
 @pytest.mark.parametrize(
@@ -234,3 +237,84 @@ def test_jwt_keys_stay_out_of_the_settings_repr(tmp_path: Path) -> None:
     shown = repr(get_state(app).settings)
     assert key not in shown
     assert old not in shown
+
+
+# -- the default store: the instance folder, or a temporary file in tests ------
+
+
+def _write_a_session(app: Flask) -> Path:
+    """Store one session record; return the SQLite file it went to."""
+    get_state(app).lifecycle.start_anonymous('{"x": 1}')
+    path = Path(get_state(app).settings.store_url.removeprefix("sqlite:///"))
+    assert path.is_file()
+    return path
+
+
+def test_outside_testing_mode_the_store_is_in_the_instance_folder(
+    tmp_path: Path,
+) -> None:
+    app = build(tmp_path, TESTING=False)
+    path = _write_a_session(app)
+    assert path == tmp_path / "instance" / "signoff.sqlite3"
+
+
+def test_testing_mode_leaves_nothing_in_the_instance_folder(tmp_path: Path) -> None:
+    first, second = build(tmp_path), build(tmp_path)
+    paths = {_write_a_session(first), _write_a_session(second)}
+    # Each app starts empty, in a folder of its own that only it uses.
+    assert len(paths) == 2
+    for path in paths:
+        assert not path.is_relative_to(tmp_path)
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert not (tmp_path / "instance").exists()
+
+
+def test_an_explicit_store_url_wins_in_testing_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_temporary_folder(*args: Any, **kwargs: Any) -> str:
+        raise AssertionError("a temporary folder was made")
+
+    monkeypatch.setattr("flask_signoff.stores.tempfile.mkdtemp", no_temporary_folder)
+    url = f"sqlite:///{tmp_path}/mine.sqlite3"
+    app = build(tmp_path, SIGNOFF_STORE_URL=url)
+    assert _write_a_session(app) == tmp_path / "mine.sqlite3"
+
+
+def test_testing_set_after_init_app_keeps_the_instance_folder(tmp_path: Path) -> None:
+    # The store is chosen once, at init_app.
+    app = Flask(__name__, instance_path=str(tmp_path / "instance"))
+    app.config.update(SECRET_KEY=SECRET_KEY)
+    Signoff(app)
+    app.config["TESTING"] = True
+    assert _write_a_session(app) == tmp_path / "instance" / "signoff.sqlite3"
+
+
+@pytest.mark.slow
+def test_the_temporary_store_is_removed_when_the_process_exits(
+    tmp_path: Path,
+) -> None:
+    script = (
+        "import sys\n"
+        "from flask import Flask\n"
+        "from flask_signoff import Signoff\n"
+        "from flask_signoff.extension import get_state\n"
+        f"app = Flask('app', instance_path={str(tmp_path / 'instance')!r})\n"
+        "app.config.update(SECRET_KEY='k', TESTING=True)\n"
+        "Signoff(app)\n"
+        "get_state(app).lifecycle.start_anonymous('{}')\n"
+        "print(get_state(app).settings.store_url)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    url = done.stdout.strip().splitlines()[-1]
+    path = Path(url.removeprefix("sqlite:///"))
+    assert path.name == "signoff.sqlite3"
+    assert path.parent.name.startswith("flask-signoff-")
+    assert not path.parent.exists()
+    assert not (tmp_path / "instance").exists()

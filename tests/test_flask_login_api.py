@@ -555,3 +555,61 @@ def test_one_warning_names_the_flask_login_settings_ignored(
     with caplog.at_level(logging.WARNING, logger="flask_signoff"):
         make_app(db_path, clock)
     assert not [r for r in caplog.records if "Flask-Login" in r.getMessage()]
+
+
+def test_a_str_secret_key_signs_as_in_flask_login(app: Flask) -> None:
+    # Flask-Login encodes a str SECRET_KEY as Latin-1: values it signed with
+    # a key of such characters must still decode, and sign alike.
+    import flask_login.utils
+
+    from flask_signoff import utils
+
+    key = "cl\xe9\x9e\x8f\x14"
+    assert utils._secret_key(key) == b"cl\xe9\x9e\x8f\x14"
+    app.config["SECRET_KEY"] = key
+    with app.app_context():
+        assert utils._secret_key() == flask_login.utils._secret_key()
+        theirs = flask_login.utils.encode_cookie("alice")
+        assert encode_cookie("alice") == theirs
+        assert decode_cookie(theirs) == "alice"
+    # Beyond Latin-1, where Flask-Login fails, the key is UTF-8.
+    cyrillic = "\u043a\u043b\u044e\u0447"
+    assert utils._secret_key(cyrillic) == cyrillic.encode("utf-8")
+
+
+def test_no_loader_at_all_is_an_error_not_an_anonymous_user(tmp_path: Path) -> None:
+    # Without a user_loader or a request_loader nobody can ever be signed
+    # in: say so, as Flask-Login does, rather than serve everyone as
+    # anonymous.
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=SECRET_KEY,
+        SIGNOFF_STORE_URL=f"sqlite:///{tmp_path}/s.db",
+        TESTING=True,
+    )
+    LoginManager(app)
+    missing = "Missing user_loader or request_loader"
+    with app.test_request_context(), pytest.raises(RuntimeError, match=missing):
+        current_user.is_authenticated  # noqa: B018
+
+
+@pytest.mark.parametrize("duration", ["123", True, [60]])
+def test_login_user_refuses_a_duration_that_is_not_one(
+    app: Flask, db_path: Path, duration: Any
+) -> None:
+    # Flask-Login takes a timedelta only; numbers of seconds are ours. A
+    # string is neither, whatever it holds.
+    with app.test_request_context():
+        with pytest.raises(TypeError, match=r"duration must be a datetime\.timedelta"):
+            login_user(User("alice"), remember=True, duration=duration)
+        assert not current_user.is_authenticated
+    assert count_rows(db_path) == 0
+
+
+@pytest.mark.parametrize("duration", [dt.timedelta(hours=7), 7 * 3600, 7 * 3600.0])
+def test_login_user_takes_a_timedelta_or_seconds(app: Flask, duration: Any) -> None:
+    with app.test_request_context():
+        assert login_user(User("alice"), remember=True, duration=duration)
+        record = flask_signoff.login.signoff_session().record
+        assert record is not None
+        assert record.expires_at - record.created_at == pytest.approx(7 * 3600)

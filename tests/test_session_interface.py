@@ -514,3 +514,72 @@ def test_unreadable_store_file_is_503(tmp_path: Path, clock: FrozenClock) -> Non
     r = client.get("/me")
     assert r.status_code == 503
     assert "Set-Cookie" not in r.headers
+
+
+# -- a Secure cookie sent over plain http -------------------------------------
+
+SECURE_OVER_HTTP = "A Secure session cookie was set in response to a plain-http"
+
+
+def _secure_over_http(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "flask_signoff" and SECURE_OVER_HTTP in r.getMessage()
+    ]
+
+
+def test_a_secure_cookie_set_over_http_is_logged_once_per_app(
+    tmp_path: Path, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # WebTest and requests never send a Secure cookie back to http://: the
+    # next request of a scripted client has no session. Say so, once.
+    app = make_app(tmp_path / "a.db", clock, SIGNOFF_COOKIE_SECURE=True)
+    with caplog.at_level(logging.WARNING, logger="flask_signoff"):
+        first = app.test_client()
+        first.post("/login/alice")
+        assert len(_secure_over_http(caplog)) == 1
+        first.post("/rotate")
+        app.test_client().post("/cart/tea")  # an anonymous session's cookie
+        app.test_client().post("/login/bob")
+    found = _secure_over_http(caplog)
+    assert len(found) == 1
+    for fix in ("SIGNOFF_COOKIE_SECURE = False", "https", "ProxyFix"):
+        assert fix in found[0]
+    secret = session_cookie(first, "__Host-session")
+    assert secret is not None
+    assert secret not in caplog.text
+    # Each app says it once.
+    other = make_app(tmp_path / "b.db", clock, SIGNOFF_COOKIE_SECURE=True)
+    with caplog.at_level(logging.WARNING, logger="flask_signoff"):
+        other.test_client().post("/cart/tea")
+    assert len(_secure_over_http(caplog)) == 2
+
+
+def test_a_secure_cookie_over_https_is_not_logged(
+    tmp_path: Path, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app = make_app(tmp_path / "a.db", clock, SIGNOFF_COOKIE_SECURE=True)
+    with caplog.at_level(logging.WARNING, logger="flask_signoff"):
+        client = app.test_client()
+        assert client.post("/login/alice", base_url="https://localhost").json
+        client.post("/rotate", base_url="https://localhost")
+        # Behind a proxy that terminates TLS, once the app reads its header.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1)  # type: ignore[method-assign]
+        proxied = app.test_client()
+        r = proxied.post("/login/bob", headers={"X-Forwarded-Proto": "https"})
+        assert "Secure" in r.headers["Set-Cookie"]
+    assert _secure_over_http(caplog) == []
+
+
+def test_a_cookie_without_secure_over_http_is_not_logged(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert get_state(app).settings.cookie_secure is False
+    with caplog.at_level(logging.WARNING, logger="flask_signoff"):
+        client = app.test_client()
+        login(client)
+        client.post("/cart/tea")
+    assert _secure_over_http(caplog) == []

@@ -57,7 +57,13 @@ def _secret_key(key: str | bytes | None = None) -> bytes:
     if key is None:
         key = current_app.config["SECRET_KEY"]
     if isinstance(key, str):
-        key = key.encode("utf-8")
+        # Latin-1, as Flask-Login, so a str key signs as it did there (a
+        # key of code points up to U+00FF is its bytes); UTF-8 for others,
+        # which Latin-1 cannot encode.
+        try:
+            return key.encode("latin-1")
+        except UnicodeEncodeError:
+            return key.encode("utf-8")
     return key
 
 

@@ -17,7 +17,6 @@ and hands every operation to the module that does it:
 from __future__ import annotations
 
 import logging
-import os
 import typing as t
 from collections.abc import Callable
 
@@ -70,7 +69,7 @@ from .state import SignoffState, check_store_at_start
 
 # Also importable from here, where apps and tests have long found it.
 from .state import get_state as get_state
-from .stores import open_store
+from .stores import default_store_url, open_store
 
 logger = logging.getLogger("flask_signoff")
 
@@ -131,7 +130,9 @@ class Signoff:
     def init_app(self, app: Flask, add_context_processor: bool = True) -> None:
         """Set up ``app``: config defaults, the store, the session interface."""
         set_defaults(app.config)
-        default_url = "sqlite:///" + os.path.join(app.instance_path, "signoff.sqlite3")
+        default_url = ""
+        if not app.config["SIGNOFF_STORE_URL"]:
+            default_url = default_store_url(app.instance_path, testing=app.testing)
         settings = Settings.from_config(
             app.config, default_store_url=default_url, import_name=app.import_name
         )

@@ -104,6 +104,15 @@ def get_user() -> t.Any:
 
 def _load_user(state: RequestState) -> None:
     """Find the request's user and how (see the module's docstring)."""
+    manager = get_state().manager
+    if manager.user_callback is None and manager.request_callback is None:
+        # Nobody could ever be signed in: a setup error, not an anonymous
+        # request (Flask-Login raises the same).
+        raise RuntimeError(
+            "Missing user_loader or request_loader: decorate a function "
+            "with @login_manager.user_loader (or .request_loader) to load "
+            "users."
+        )
     user = None
     credential = Credential.NONE
     sess = session._get_current_object()  # type: ignore[attr-defined]
@@ -207,7 +216,13 @@ def _seconds(duration: dt.timedelta | float | int | None) -> float | None:
         return None
     if isinstance(duration, dt.timedelta):
         return duration.total_seconds()
-    return float(duration)
+    if isinstance(duration, (int, float)) and not isinstance(duration, bool):
+        return float(duration)
+    # Not float(duration): "123" would pass for seconds. Flask-Login's words.
+    raise TypeError(
+        f"duration must be a datetime.timedelta, instead got: {duration} "
+        f"({type(duration).__name__}; a number of seconds works too)"
+    )
 
 
 def login_user(
@@ -233,6 +248,7 @@ def login_user(
     """
     if not force and not user.is_active:
         return False
+    seconds = _seconds(duration)
     state = get_state()
     sess = signoff_session()
     id_attribute = state.manager.id_attribute
@@ -251,7 +267,7 @@ def login_user(
         data=state.interface.encode(sess),
         replace_key=old_key,
         remember=remember,
-        duration=_seconds(duration),
+        duration=seconds,
         fresh=fresh,
         auth_stamp=state.stamps.digest(str(user_id), user),
         **client_info(),

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import typing as t
 
-from flask import Flask, Request, Response, session
+from flask import Flask, Request, Response, request, session
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
@@ -162,6 +162,8 @@ class SignoffSessionInterface(SessionInterface):
         #: Flask-Login's sign-ins, adopted while ``SIGNOFF_ADOPT_FLASK_LOGIN_UNTIL``
         #: has not passed.
         self.adoption = Adoption(state)
+        #: A Secure cookie was set over plain http, and logged (once per app).
+        self.warned_secure_over_http = False
 
     # -- cookie attributes -------------------------------------------------
 
@@ -354,6 +356,8 @@ class SignoffSessionInterface(SessionInterface):
             max_age = None
             if record.remember:
                 max_age = max(0, int(record.expires_at - self.state.clock()))
+            if secure and not self.warned_secure_over_http and not request.is_secure:
+                self._warn_secure_over_http()
             response.set_cookie(
                 name,
                 session.new_secret,
@@ -376,6 +380,23 @@ class SignoffSessionInterface(SessionInterface):
             )
         response.headers["Cache-Control"] = "no-store"
         _vary_cookie(response)
+
+    def _warn_secure_over_http(self) -> None:
+        # Only browsers on localhost send a Secure cookie back to http://;
+        # WebTest, requests and most scripted clients drop it, so the next
+        # request has no session and a form fails its CSRF check.
+        self.warned_secure_over_http = True
+        logger.warning(
+            "A Secure session cookie was set in response to a plain-http "
+            "request (%s): clients such as WebTest and requests never send "
+            "it back over http, so the session is lost at the next request "
+            '(a form then fails with "The CSRF tokens do not match"). For '
+            "tests and local scripts set SIGNOFF_COOKIE_SECURE = False; "
+            "otherwise serve over https, and behind a proxy that terminates "
+            "TLS let the app see X-Forwarded-Proto with werkzeug's ProxyFix "
+            "(x_proto=1). Logged once per app.",
+            request.host_url,
+        )
 
 
 def refuse_if_store_unavailable() -> Response | None:

@@ -893,6 +893,9 @@ def test_instance_files_are_private_whatever_the_umask(
                 "TESTING": True,
                 "INSTANCE_PATH": str(tmp_path),
                 "DEMO_ARGON2_PARAMETERS": CHEAP_ARGON2,
+                # Where the store is outside testing mode, which would
+                # otherwise put it in a temporary folder.
+                "SIGNOFF_STORE_URL": f"sqlite:///{tmp_path / 'signoff.sqlite3'}",
             }
         )
         client = app.test_client()

@@ -103,6 +103,9 @@ def test_two_apps_on_two_stores_give_user_1_different_tags(
         key: value + "other_" if key.endswith("_PREFIX") else value
         for key, value in backend.config.items()
     }
+    if backend.name == "sqlite":  # another file
+        other_file = tmp_path / "other-instance" / "signoff.sqlite3"
+        other_config["SIGNOFF_STORE_URL"] = f"sqlite:///{other_file}"
     other = open_demo(tmp_path / "other-instance", clock, **other_config)
     opened.append(other)
     tags = []

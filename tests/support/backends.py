@@ -78,6 +78,8 @@ class Backend:
         if name == "sqlite":
             self.path = instance / "signoff.sqlite3"
             self.url = f"sqlite:///{self.path}"
+            # Named, as in testing mode the default is a temporary file.
+            self.config = {"SIGNOFF_STORE_URL": self.url}
         elif name == "postgres":
             assert isinstance(server, PostgresServer)
             self.url = server.url
@@ -216,9 +218,8 @@ def redis_keys(client: Any, pattern: str) -> list[str]:
 
 
 def store_of(app: Flask) -> tuple[str, dict[str, str]]:
-    """The store URL of ``app`` and its namespace, read from its config."""
-    default = f"sqlite:///{Path(app.instance_path) / 'signoff.sqlite3'}"
-    url = app.config.get("SIGNOFF_STORE_URL") or default
+    """The store URL of ``app`` (as ``init_app`` chose it) and its namespace."""
+    url = get_state(app).settings.store_url
     prefixes = {
         "table_prefix": app.config["SIGNOFF_TABLE_PREFIX"],
         "key_prefix": app.config["SIGNOFF_KEY_PREFIX"],

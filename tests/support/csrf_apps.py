@@ -30,6 +30,9 @@ def make_app(
     """
     app = Flask(__name__, instance_path=str(instance_path))
     app.config.update(SECRET_KEY=SECRET_KEY, TESTING=True, SIGNOFF_CSRF_PROTECT=True)
+    # Where count_sessions reads it (testing mode's default is a temporary file).
+    store = os.path.join(instance_path, "signoff.sqlite3")
+    app.config["SIGNOFF_STORE_URL"] = f"sqlite:///{store}"
     app.config.update(config)
     clock = FrozenClock()
     signoff = Signoff(app, clock=clock)

@@ -6,7 +6,11 @@ app on SQLite never needs redis-py or psycopg installed.
 
 from __future__ import annotations
 
+import atexit
 import importlib
+import os
+import shutil
+import tempfile
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
@@ -38,6 +42,28 @@ def redact_url(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def default_store_url(instance_path: str, *, testing: bool = False) -> str:
+    """The store of an app that sets no ``SIGNOFF_STORE_URL``: SQLite.
+
+    The file ``signoff.sqlite3`` in the instance folder; in testing mode
+    (``TESTING`` set when ``init_app`` runs) a file in a temporary folder of
+    its own, removed when the process exits, so that test runs start empty
+    and leave no file behind.
+    """
+    if not testing:
+        return "sqlite:///" + os.path.join(instance_path, "signoff.sqlite3")
+    folder = tempfile.mkdtemp(prefix="flask-signoff-")
+    atexit.register(_remove_temporary, folder, os.getpid())
+    return "sqlite:///" + os.path.join(folder, "signoff.sqlite3")
+
+
+def _remove_temporary(folder: str, pid: int) -> None:
+    # In the process that made it only: a forked worker exiting must not
+    # take the store of its siblings with it.
+    if os.getpid() == pid:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def open_store(url: str, options: Mapping[str, Any] | None = None) -> Store:
@@ -77,4 +103,4 @@ def open_store(url: str, options: Mapping[str, Any] | None = None) -> Store:
     return store
 
 
-__all__ = ["BACKENDS", "open_store", "redact_url"]
+__all__ = ["BACKENDS", "default_store_url", "open_store", "redact_url"]
