@@ -52,6 +52,23 @@ class SessionRecord:
     oidc_id_token: str = ""
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProviderLink:
+    """The OpenID Connect provider session a sign-in came from.
+
+    Copied into the :class:`SessionRecord` of the sign-in (``oidc_*``) and
+    into every :class:`FamilyRecord` issued from that session, so that a
+    back-channel logout of ``(iss, sid)`` or ``(iss, sub)`` finds them all.
+    """
+
+    iss: str
+    #: ``""`` when the ID token had no ``sid``.
+    sid: str
+    sub: str
+    #: The raw ID token (sessions only), for ``id_token_hint``.
+    id_token: str = dataclasses.field(default="", repr=False)
+
+
 @dataclasses.dataclass(slots=True)
 class FamilyRecord:
     """A refresh-token family: one sign-in of one API client."""
