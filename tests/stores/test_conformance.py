@@ -825,7 +825,7 @@ def test_end_provider_sessions_needs_a_provider_session(
     password = make_session(now)
     store.create_session(password)
     for iss, sid, sub in ((IDP, "", ""), ("", "sid-1", ""), ("", "", "")):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="issuer and a sid or a sub"):
             store.end_provider_sessions(iss, sid=sid, sub=sub, until=now + 60)
     assert store.get_session(password.key) == password
 
