@@ -28,33 +28,11 @@ from tests.support.oidc import (
     ProviderServer,
     SigningKey,
     id_token_response,
+    sign_in,
+    signed_in,
 )
 
 SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-
-
-def sign_in(
-    app: Flask,
-    idp: ProviderServer,
-    name: str = "alice",
-    *,
-    sid: str | None = "sid-1",
-    sub: str | None = None,
-) -> t.Any:
-    """A browser signed in through the provider as ``name``."""
-    client = app.test_client()
-    token = id_token_response(idp.issuer, sub or f"sub-{name}", sid)
-    query = urllib.parse.urlencode({"token": json.dumps(token)})
-    response = client.get(f"/callback/{name}?{query}")
-    assert response.status_code == 200, response.get_data(as_text=True)
-    assert response.json == {"ok": True}
-    assert signed_in(client) == name
-    return client
-
-
-def signed_in(client: t.Any) -> str | None:
-    response = client.get("/me")
-    return t.cast("str | None", response.json["user"])
 
 
 def post_logout(client: t.Any, token: object, **kwargs: t.Any) -> t.Any:

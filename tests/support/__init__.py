@@ -19,6 +19,8 @@ a ``conftest.py`` or another test module:
 ``servers``         real Redis, Redis Cluster and PostgreSQL on free ports
 ``gunicorn_demo``   the demo under gunicorn, and a browser over sockets
 ``load``            the load of the outage tests, in a process of its own
+``oidc``            an OpenID Connect provider's documents served on
+                    127.0.0.1, logout tokens, an app signed in through it
 ==================  =========================================================
 """
 
