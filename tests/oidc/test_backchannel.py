@@ -21,6 +21,7 @@ from flask import Flask
 
 from flask_signoff.core.clock import FrozenClock
 from flask_signoff.signals import backchannel_logout
+from tests.support.backends import Backend
 from tests.support.oidc import (
     CLIENT_ID,
     LOGOUT_EVENT,
@@ -28,6 +29,7 @@ from tests.support.oidc import (
     ProviderServer,
     SigningKey,
     id_token_response,
+    make_oidc_app,
     sign_in,
     signed_in,
 )
@@ -150,7 +152,17 @@ def test_the_same_jti_in_another_token_is_refused(
     assert signed_in(alice) == "alice"
 
 
-def test_the_store_down_is_503_and_ends_nothing(
+def test_the_store_unreachable_is_503(
+    backend: Backend, clock: FrozenClock, idp: ProviderServer
+) -> None:
+    with backend.outage() as dead:
+        app, _ = make_oidc_app(dead, clock, idp.issuer)
+        response = post_logout(app.test_client(), idp.logout_token())
+    assert response.status_code == 503
+    assert "Set-Cookie" not in response.headers
+
+
+def test_a_store_failing_half_way_is_503_and_the_retry_works(
     app: Flask, idp: ProviderServer, store: t.Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from flask_signoff.exceptions import StoreUnavailable
