@@ -461,3 +461,14 @@ def test_sign_in_accepts_an_audience_list(app: Flask, idp: ProviderServer) -> No
     client = app.test_client()
     query = urllib.parse.urlencode({"token": json.dumps(token)})
     assert client.get(f"/callback/alice?{query}").json == {"ok": True}
+
+
+@SQLITE_ONLY
+def test_a_sign_in_is_fresh_unless_the_provider_checked_long_ago(
+    app: Flask, idp: ProviderServer, clock: FrozenClock
+) -> None:
+    assert sign_in(app, idp).get("/fresh").json == {"fresh": True}
+    just_now = sign_in(app, idp, auth_time=int(clock()) - 60)
+    assert just_now.get("/fresh").json == {"fresh": True}
+    long_ago = sign_in(app, idp, auth_time=int(clock()) - 3600)
+    assert long_ago.get("/fresh").json == {"fresh": False}

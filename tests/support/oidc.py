@@ -25,7 +25,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from flask import Flask, jsonify, request
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from flask_signoff import FrozenClock, Signoff, current_user, login_user
+from flask_signoff import (
+    FrozenClock,
+    Signoff,
+    current_user,
+    login_fresh,
+    login_user,
+)
 from flask_signoff.core.store import Store
 from flask_signoff.csrf import generate_csrf
 from flask_signoff.oidc import OIDCProvider
@@ -191,10 +197,11 @@ def sign_in(
     *,
     sid: str | None = "sid-1",
     sub: str | None = None,
+    **claims: t.Any,
 ) -> t.Any:
     """A new client of ``app``, signed in through the provider as ``name``."""
     client = app.test_client()
-    token = id_token_response(idp.issuer, sub or f"sub-{name}", sid)
+    token = id_token_response(idp.issuer, sub or f"sub-{name}", sid, **claims)
     query = urllib.parse.urlencode({"token": json.dumps(token)})
     response = client.get(f"/callback/{name}?{query}")
     assert response.status_code == 200, response.get_data(as_text=True)
@@ -247,6 +254,10 @@ def make_oidc_app(
     @app.get("/password-login/<name>")
     def password_login(name: str) -> t.Any:
         return jsonify(ok=login_user(users[name]))
+
+    @app.get("/fresh")
+    def fresh() -> t.Any:
+        return jsonify(fresh=login_fresh())
 
     @app.get("/csrf")
     def csrf() -> t.Any:
