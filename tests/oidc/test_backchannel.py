@@ -364,22 +364,26 @@ def test_the_receiver_needs_no_csrf_token_but_answers_only_post(
 
 
 @SQLITE_ONLY
-def test_a_rotated_key_is_fetched_once(app: Flask, idp: ProviderServer) -> None:
+def test_a_rotated_key_is_fetched_once(
+    app: Flask, idp: ProviderServer, clock: FrozenClock
+) -> None:
     alice = sign_in(app, idp)
     bob = sign_in(app, idp, "bob", sid="sid-b")
     assert post_logout(app.test_client(), idp.logout_token()).status_code == 200
     assert idp.requests["/jwks"] == 1
+    # The provider rotates its key; a minute later it signs with the new one.
     rotated = SigningKey("key-2", "ES256")
     idp.keys.append(rotated)
-    token = idp.logout_token(key=rotated, sid="sid-b", sub="sub-bob")
-    # Signed with a key published after the set was fetched: one more fetch.
-    app.config["TESTING"] = True
-    provider = app.extensions["signoff_providers"]["oidc"]
-    provider.documents.refetch_interval = 0
+    clock.advance(61)
+    token = idp.logout_token(key=rotated, sid="sid-b", sub="sub-bob", now=clock())
     assert post_logout(app.test_client(), token).status_code == 200
     assert idp.requests["/jwks"] == 2
     assert signed_in(bob) is None
     assert signed_in(alice) is None
+    # The new key is kept: the next token signed with it costs no fetch.
+    again = idp.logout_token(key=rotated, sid="sid-x", now=clock())
+    assert post_logout(app.test_client(), again).status_code == 200
+    assert idp.requests["/jwks"] == 2
 
 
 @SQLITE_ONLY
