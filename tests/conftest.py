@@ -49,6 +49,11 @@ from tests.support.servers import (
     started,
 )
 
+# The forwarding `flask_login` package is imported only by the run of
+# Flask-Login's own suite; collected here, its `test_client.py` would put it
+# first on sys.path and shadow the real Flask-Login for every later test.
+collect_ignore = ["flask_login_shim"]
+
 #: Where the tests' temporary files go when the caller chose nowhere: memory.
 TMPFS = "/dev/shm"
 

@@ -102,7 +102,12 @@ def peek_request_state() -> RequestState | None:
     return t.cast("RequestState | None", g.get(G_ATTRIBUTE))
 
 
-def client_info() -> dict[str, str | None]:
+class ClientInfo(t.TypedDict):
+    ip: str | None
+    user_agent: str | None
+
+
+def client_info() -> ClientInfo:
     """IP and user agent of the current request, for the session list."""
     if not has_request_context():
         return {"ip": None, "user_agent": None}

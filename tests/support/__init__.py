@@ -20,6 +20,8 @@ a ``conftest.py`` or another test module:
 ``gunicorn_demo``   the demo under gunicorn, and a browser over sockets
 ``load``            the load of the outage tests, in a process of its own
 ``docs``            the code blocks of the documentation pages, to run them
+``oidc``            an OpenID Connect provider's documents served on
+                    127.0.0.1, logout tokens, an app signed in through it
 ==================  =========================================================
 """
 

@@ -63,6 +63,8 @@ meets them:
     stats.py       the counts of `flask signoff stats`, in one read
     errors.py      database errors -> StoreError / StoreUnavailable, in one
                    place
+    provider.py    ending what came from one OpenID Connect provider
+                   session (back-channel logout)
 
 Nothing here imports Flask. The drivers (the standard ``sqlite3``, psycopg 3)
 are loaded by SQLAlchemy when an engine is made, so SQLite apps never need
