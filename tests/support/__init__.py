@@ -16,8 +16,13 @@ a ``conftest.py`` or another test module:
 ``counting``        ``CountingStore``: a real store that counts its calls
 ``cookies``         the session cookie a client holds; a thief's copy
 ``forms``           ``csrf_token``, ``post_form``
-``servers``         real Redis, Redis Cluster and PostgreSQL on free ports
+``servers``         real Redis, Redis Cluster, PostgreSQL and an OpenID
+                    Connect provider on free ports; the demo under ``flask
+                    run`` (``flask_demo``)
+``oidc``            the demo and its OpenID Connect provider (``oidc_demo``,
+                    the provider's ``ACCOUNTS``)
 ``gunicorn_demo``   the demo under gunicorn, and a browser over sockets
+``browser``         steps of the browser tests: ``submit``, ``page_text``...
 ``load``            the load of the outage tests, in a process of its own
 ==================  =========================================================
 """
