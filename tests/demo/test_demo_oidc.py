@@ -19,9 +19,10 @@ from collections.abc import Callable
 import pytest
 from flask import Flask
 
-from tests.support.demo import PASSWORD
+from tests.support.demo import PASSWORD, close_demo
 from tests.support.forms import csrf_field, csrf_token
 from tests.support.oidc import ACCOUNTS, Agent, OIDCDemo
+from tests.support.servers import free_port
 
 ISSUER = "https://idp.example"
 
@@ -56,7 +57,34 @@ def test_partial_settings_add_nothing(app: Flask) -> None:
         }
     )
     assert partial.test_client().get("/login/oidc").status_code == 404
-    partial.extensions["demo_users"].engine.dispose()
+    close_demo(partial)
+
+
+def test_an_unreachable_provider_is_a_503(app: Flask) -> None:
+    from examples.demo import create_app
+
+    # Nothing listens there: the discovery document cannot be fetched.
+    issuer = f"http://127.0.0.1:{free_port()}"
+    configured = create_app(
+        {
+            "TESTING": True,
+            "INSTANCE_PATH": app.instance_path,
+            "SECRET_KEY": app.config["SECRET_KEY"],
+            "DEMO_OIDC_ISSUER": issuer,
+            "DEMO_OIDC_CLIENT_ID": "demo",
+            "DEMO_OIDC_CLIENT_SECRET": "secret",
+        }
+    )
+    client = configured.test_client()
+    response = client.get("/login")
+    assert 'href="/login/oidc"' in response.get_data(as_text=True)
+    # Sign-out posts a form that ends at the provider: CSP must allow it.
+    csp = response.headers["Content-Security-Policy"]
+    assert f"form-action 'self' {issuer};" in csp
+    response = client.get("/login/oidc")
+    assert response.status_code == 503
+    assert "cannot be reached" in response.get_data(as_text=True)
+    close_demo(configured)
 
 
 # -- Users made by a provider's sign-in -----------------------------------------

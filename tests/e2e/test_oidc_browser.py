@@ -30,9 +30,7 @@ NewBrowser = Callable[[], "WebDriver"]
 
 def at_provider(driver: WebDriver, demo: OIDCDemo, path: str) -> bool:
     url = urlsplit(driver.current_url)
-    return f"{url.scheme}://{url.netloc}" == demo.issuer and url.path.startswith(
-        path
-    )
+    return f"{url.scheme}://{url.netloc}" == demo.issuer and url.path.startswith(path)
 
 
 def wait_until(check: Callable[[], bool], what: str, timeout: float = 10) -> None:
