@@ -14,7 +14,7 @@
   at the end even when tests fail (:mod:`tests.support.servers`).
 - ``oidc_demo``: the demo under ``flask run``, signed in through a real
   OpenID Connect provider (panva's ``oidc-provider``), both started once
-  per test session (:mod:`tests.support.oidc`).
+  per test session (:mod:`tests.support.oidc_demo`).
 
 Helpers that are not fixtures live in :mod:`tests.support`.
 
@@ -44,7 +44,7 @@ from flask_signoff.core.store import Store
 from flask_signoff.stores.sql import SQLStore
 from tests.support.apps import make_app
 from tests.support.backends import BACKENDS, SERVER_BACKENDS, Backend, open_backend
-from tests.support.oidc import OIDCDemo, oidc_demo
+from tests.support.oidc_demo import OIDCDemo, run_oidc_demo
 from tests.support.servers import (
     PostgresServer,
     RedisCluster,
@@ -198,5 +198,5 @@ def oidc_demo_fixture(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OIDCDemo]:
     """The demo and the OpenID Connect provider it signs in through."""
-    with oidc_demo(str(tmp_path_factory.mktemp("oidc"))) as servers:
+    with run_oidc_demo(str(tmp_path_factory.mktemp("oidc"))) as servers:
         yield servers

@@ -29,8 +29,10 @@ from .exceptions import ConfigError as ConfigError
 from .exceptions import CrossSiteRequest as CrossSiteRequest
 from .exceptions import CSRFError as CSRFError
 from .exceptions import InvalidGrant as InvalidGrant
+from .exceptions import InvalidLogoutToken as InvalidLogoutToken
 from .exceptions import InvalidRequest as InvalidRequest
 from .exceptions import InvalidToken as InvalidToken
+from .exceptions import ProviderUnavailable as ProviderUnavailable
 from .exceptions import RefreshTokenReused as RefreshTokenReused
 from .exceptions import RequestRefused as RequestRefused
 from .exceptions import SignoffError as SignoffError
@@ -93,9 +95,11 @@ __all__ = [
     "FlaskLoginClient",
     "FrozenClock",
     "InvalidGrant",
+    "InvalidLogoutToken",
     "InvalidRequest",
     "InvalidToken",
     "LoginManager",
+    "ProviderUnavailable",
     "RefreshTokenReused",
     "RequestRefused",
     "Signoff",

@@ -14,12 +14,15 @@ This module never imports Flask, so the framework-free core can raise them too.
     │   │   ├── TokenExpired
     │   │   └── TokenRevoked
     │   ├── InvalidRequest          a token request is malformed: 400
+    │   │   └── InvalidLogoutToken  a back-channel logout token is refused
     │   └── InvalidGrant            bad refresh token: 400 invalid_grant
     │       └── RefreshTokenReused  a spent refresh token came back
     ├── RequestRefused              a state-changing request was refused (403)
     │   ├── CSRFError               missing or wrong CSRF token
     │   └── CrossSiteRequest        Sec-Fetch-Site / Origin say cross-site
-    └── TooManyAttempts             too many password checks: wait (429)
+    ├── TooManyAttempts             too many password checks: wait (429)
+    └── ProviderUnavailable         an identity provider's documents or keys
+                                    cannot be fetched (503)
 """
 
 from __future__ import annotations
@@ -123,6 +126,13 @@ class InvalidRequest(TokenError):
     status_code = 400
 
 
+class InvalidLogoutToken(InvalidRequest):
+    """Raised when a back-channel logout token is refused (OpenID Connect
+    Back-Channel Logout 1.0, 2.6): malformed, forged, expired, replayed or
+    missing a claim. :attr:`description` says which rule, never the token.
+    """
+
+
 class InvalidGrant(TokenError):
     """Raised when a refresh token is unknown, expired, spent or revoked."""
 
@@ -171,3 +181,13 @@ class TooManyAttempts(SignoffError):
             f"Too many failed attempts. Try again in {self.retry_after} seconds."
         )
         super().__init__(self.description)
+
+
+class ProviderUnavailable(SignoffError):
+    """Raised when an OpenID Connect provider's discovery document or signing
+    keys cannot be fetched (no answer in time, an error, a document of the
+    wrong shape).
+
+    A back-channel logout then answers 503, so that the provider retries; an
+    RP-initiated sign-out still ends the local session.
+    """

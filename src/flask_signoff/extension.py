@@ -49,7 +49,7 @@ from .core.throttle import Attempt, ReservedAttempts
 from .core.tokens import RevokeOutcome, TokenPair
 from .csrf import init_csrf
 from .exceptions import ConfigError, StoreUnavailable, TokenError, TooManyAttempts
-from .login import user_context_processor, user_id_of
+from .login import provider_link, user_context_processor, user_id_of
 from .mixins import AnonymousUserMixin
 from .redirects import login_redirect_url, login_view_for_request
 from .request import peek_request_state, request_state
@@ -75,6 +75,7 @@ from .stores import open_store
 logger = logging.getLogger("flask_signoff")
 
 F = t.TypeVar("F", bound=Callable[..., t.Any])
+P = t.TypeVar("P")
 
 
 class Signoff:
@@ -123,6 +124,8 @@ class Signoff:
         self._request_callback: Callable[[t.Any], t.Any] | None = None
         self._clock = clock
         self._store = store
+        #: The OpenID Connect providers given to :meth:`register_provider`.
+        self.providers: list[t.Any] = []
         if app is not None:
             self.init_app(app, add_context_processor)
 
@@ -173,6 +176,11 @@ class Signoff:
         if not app.debug and not app.testing:
             for warning in settings.warnings(app.import_name):
                 logger.warning(warning)
+
+    def register_provider(self, provider: P) -> P:
+        """Keep an :class:`~flask_signoff.oidc.OIDCProvider` in :attr:`providers`."""
+        self.providers.append(provider)
+        return provider
 
     # -- callbacks (Flask-Login API) ---------------------------------------
 
@@ -403,13 +411,19 @@ class Signoff:
 
         ``pair.as_dict()`` is the body of an RFC 6749 token response; send it
         with :func:`~flask_signoff.bearer.token_response` (``no-store``).
+
+        Issued on a request whose cookie session signed ``user`` in through
+        an OpenID Connect provider, the family is tied to that provider
+        session: a back-channel logout of it revokes the family too.
         """
         state = get_state()
         user_id = user_id_of(user)
         if isinstance(user, (str, int)):
             user = self._user_callback(user_id) if self._user_callback else None
         auth_stamp = state.stamps.digest(user_id, user) if user is not None else ""
-        return state.tokens.lifecycle.issue(user_id, client_id, auth_stamp=auth_stamp)
+        return state.tokens.lifecycle.issue(
+            user_id, client_id, auth_stamp=auth_stamp, link=provider_link(user_id)
+        )
 
     def refresh_tokens(self, refresh_token: str) -> TokenPair:
         """Spend a refresh token for a new pair (RFC 6749, section 6).

@@ -32,6 +32,7 @@ from werkzeug.local import LocalProxy
 
 from .authorization import BearerToken, MalformedBearer
 from .compat import EXEMPT_METHODS
+from .core.records import ProviderLink
 from .exceptions import InvalidToken, TokenError, TokenRevoked
 from .request import Credential, RequestState, client_info, request_state
 from .session_interface import SignoffSession
@@ -231,6 +232,19 @@ def login_user(
     object whose password was checked, so that a password changed meanwhile
     ends this session at its next request.
     """
+    return sign_in(user, remember, duration, force, fresh)
+
+
+def sign_in(
+    user: t.Any,
+    remember: bool = False,
+    duration: dt.timedelta | float | None = None,
+    force: bool = False,
+    fresh: bool = True,
+    link: ProviderLink | None = None,
+) -> bool:
+    """:func:`login_user`, and the session records the OpenID Connect
+    provider session ``link`` it came from (see :mod:`flask_signoff.oidc`)."""
     if not force and not user.is_active:
         return False
     state = get_state()
@@ -254,6 +268,7 @@ def login_user(
         duration=_seconds(duration),
         fresh=fresh,
         auth_stamp=state.stamps.digest(str(user_id), user),
+        link=link,
         **client_info(),
     )
     sess.move_to(secret, record)
@@ -313,6 +328,21 @@ def logout_user(*, clear: bool = False, everywhere: bool = False) -> bool:
     current.credential = Credential.NONE
     user_logged_out.send(app, user=user)
     return True
+
+
+def provider_link(user_id: str) -> ProviderLink | None:
+    """The provider session of the request's cookie session, if that session
+    signed ``user_id`` in through one (never on a request authenticated by a
+    Bearer token, whose cookie riding along is another sign-in)."""
+    if not has_request_context():
+        return None
+    sess = session._get_current_object()  # type: ignore[attr-defined]
+    if request_state().by_bearer or not isinstance(sess, SignoffSession):
+        return None
+    record = sess.record
+    if record is None or record.user_id != user_id or not record.oidc_iss:
+        return None
+    return ProviderLink(record.oidc_iss, record.oidc_sid, record.oidc_sub)
 
 
 def confirm_login() -> None:

@@ -39,3 +39,8 @@ session_revoked = _signals.signal("session-revoked")
 #: ``Signoff.revoke_user``, ``Signoff.revoke_other_sessions``,
 #: ``Signoff.password_changed``. Argument: ``user_id``.
 user_signed_out_everywhere = _signals.signal("signed-out-everywhere")
+#: Sent when a back-channel logout token from an OpenID Connect provider
+#: ended what it named (:mod:`flask_signoff.oidc`): ``issuer``, ``sid``,
+#: ``sub`` (``""`` when the token had none) and ``ended``, how many sessions
+#: and refresh families ended.
+backchannel_logout = _signals.signal("backchannel-logout")

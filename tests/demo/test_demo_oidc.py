@@ -21,7 +21,7 @@ from flask import Flask
 
 from tests.support.demo import PASSWORD, close_demo
 from tests.support.forms import csrf_field, csrf_token
-from tests.support.oidc import ACCOUNTS, Agent, OIDCDemo
+from tests.support.oidc_demo import ACCOUNTS, Agent, OIDCDemo
 from tests.support.servers import free_port
 
 ISSUER = "https://idp.example"

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.support.browser import page_text, submit, wait_for_path
-from tests.support.oidc import ACCOUNTS, OIDCDemo
+from tests.support.oidc_demo import ACCOUNTS, OIDCDemo
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver

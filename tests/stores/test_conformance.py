@@ -714,6 +714,145 @@ def test_access_state(store: Store, now: float) -> None:
     assert (state.epoch, state.family_revoked) == (0, False)
 
 
+# -- identity-provider sessions -------------------------------------------------
+
+IDP = "https://idp.example"
+
+
+def provider_session(
+    now: float, user_id: str = "alice", *, sid: str = "sid-1", sub: str = "sub-a"
+) -> SessionRecord:
+    return make_session(
+        now,
+        user_id,
+        oidc_iss=IDP,
+        oidc_sid=sid,
+        oidc_sub=sub,
+        oidc_id_token="header.payload.signature",
+    )
+
+
+def provider_family(
+    now: float, user_id: str = "alice", *, sid: str = "sid-1", sub: str = "sub-a"
+) -> tuple[FamilyRecord, RefreshRecord]:
+    family, token = make_family(now, user_id)
+    family = dataclasses.replace(family, oidc_iss=IDP, oidc_sid=sid, oidc_sub=sub)
+    return family, token
+
+
+def test_provider_fields_round_trip(store: Store, now: float) -> None:
+    record = provider_session(now)
+    store.create_session(record)
+    assert store.get_session(record.key) == record
+    family, token = provider_family(now)
+    store.create_family(family, token)
+    assert store.get_family(family.family_id, "alice") == family
+    # A rotation keeps them; a save does not change them.
+    moved = dataclasses.replace(record, key=new_key("alice"))
+    assert store.rotate_session(record.key, moved, require_old=True)
+    assert store.update_session(dataclasses.replace(moved, oidc_sid="other"))
+    assert store.get_session(moved.key) == moved
+
+
+def test_end_provider_sessions_by_sid(store: Store, now: float) -> None:
+    ended = [provider_session(now), provider_session(now)]
+    kept = [
+        provider_session(now, sid="sid-2"),  # the same user's other sign-in
+        provider_session(now, "bob", sid="sid-b", sub="sub-b"),
+        make_session(now),  # a password sign-in
+        make_session(now, oidc_iss="https://other.example", oidc_sid="sid-1"),
+    ]
+    for record in (*ended, *kept):
+        store.create_session(record)
+    family, token = provider_family(now)
+    other_family, other_token = provider_family(now, sid="sid-2")
+    password_family, password_token = make_family(now)
+    for f, t in ((family, token), (other_family, other_token)):
+        store.create_family(f, t)
+    store.create_family(password_family, password_token)
+
+    assert store.end_provider_sessions(IDP, sid="sid-1", until=now + 60) == 3
+    for record in ended:
+        assert store.get_session(record.key) is None
+    for record in kept:
+        assert store.get_session(record.key) == record
+    assert store.get_family(family.family_id, "alice") is None
+    assert store.spend_refresh(token.key, now).status is SpendStatus.MISSING
+    # A marker, so that its access tokens die too, until the deadline.
+    assert store.access_state("alice", family.family_id, now + 59).family_revoked
+    assert not store.access_state("alice", family.family_id, now + 60).family_revoked
+    assert store.get_family(other_family.family_id, "alice") == other_family
+    assert store.get_family(password_family.family_id, "alice") == password_family
+    assert not store.access_state("alice", other_family.family_id, now).family_revoked
+    assert [r.key for r in store.list_sessions("alice", now)] != []
+    # Idempotent.
+    assert store.end_provider_sessions(IDP, sid="sid-1", until=now + 60) == 0
+
+
+def test_end_provider_sessions_by_sub(store: Store, now: float) -> None:
+    ended = [provider_session(now), provider_session(now, sid="sid-2")]
+    ended.append(provider_session(now, sid=""))
+    kept = [
+        provider_session(now, "bob", sid="sid-b", sub="sub-b"),
+        make_session(now, oidc_iss="https://other.example", oidc_sub="sub-a"),
+        make_session(now),
+    ]
+    for record in (*ended, *kept):
+        store.create_session(record)
+    family, token = provider_family(now, sid="")
+    store.create_family(family, token)
+    assert store.end_provider_sessions(IDP, sub="sub-a", until=now + 60) == 4
+    for record in ended:
+        assert store.get_session(record.key) is None
+    for record in kept:
+        assert store.get_session(record.key) == record
+    assert store.get_family(family.family_id, "alice") is None
+    assert store.end_provider_sessions(IDP, sub="sub-a", until=now + 60) == 0
+
+
+def test_end_provider_sessions_ends_a_rotated_session(store: Store, now: float) -> None:
+    record = provider_session(now)
+    store.create_session(record)
+    moved = dataclasses.replace(record, key=new_key("alice"))
+    assert store.rotate_session(record.key, moved, require_old=True)
+    assert store.end_provider_sessions(IDP, sid="sid-1", until=now + 60) == 1
+    assert store.get_session(moved.key) is None
+
+
+def test_end_provider_sessions_needs_a_provider_session(
+    store: Store, now: float
+) -> None:
+    password = make_session(now)
+    store.create_session(password)
+    for iss, sid, sub in ((IDP, "", ""), ("", "sid-1", ""), ("", "", "")):
+        with pytest.raises(ValueError, match="issuer and a sid or a sub"):
+            store.end_provider_sessions(iss, sid=sid, sub=sub, until=now + 60)
+    assert store.get_session(password.key) == password
+
+
+def test_no_rotation_outlives_a_racing_provider_logout(
+    store: Store, now: float
+) -> None:
+    # Whichever wins, nothing of the provider session is alive afterwards:
+    # either the rotation finds its old session gone, or the logout sees the
+    # new one.
+    for _ in range(10):
+        record = provider_session(now)
+        store.create_session(record)
+        moved = dataclasses.replace(record, key=new_key("alice"))
+
+        def race(
+            i: int, record: SessionRecord = record, moved: SessionRecord = moved
+        ) -> object:
+            if i == 0:
+                return store.rotate_session(record.key, moved, require_old=True)
+            return store.end_provider_sessions(IDP, sid="sid-1", until=now + 60)
+
+        concurrently(2, race)
+        assert store.get_session(record.key) is None
+        assert store.get_session(moved.key) is None
+
+
 # -- secrets and outages --------------------------------------------------------
 
 

@@ -142,6 +142,63 @@ def test_workers_starting_on_an_older_database_add_the_new_columns(
             s.close()
 
 
+def test_an_older_database_gets_the_provider_columns_and_indexes(
+    empty_db: str,
+) -> None:
+    # A database as a version without OpenID Connect logout left it.
+    now = time.time()
+    old = SQLStore(empty_db)
+    with tagging(old):
+        session = make_session(now)
+    old.create_session(session)
+    columns = ("oidc_iss", "oidc_sid", "oidc_sub")
+    with old.engine.begin() as conn:
+        for table in ("sessions", "families"):
+            for kind in ("sid", "sub"):
+                conn.exec_driver_sql(f"DROP INDEX ix_signoff_{table}_oidc_{kind}")
+            dropped = columns + (("oidc_id_token",) if table == "sessions" else ())
+            for column in dropped:
+                conn.exec_driver_sql(
+                    f"ALTER TABLE signoff_{table} DROP COLUMN {column}"
+                )
+    old.close()
+
+    stores = [SQLStore(empty_db) for _ in range(4)]
+    try:
+        got = concurrently(4, lambda i: stores[i].get_session(session.key))
+        assert got == [session] * 4
+        store = stores[0]
+        with store.engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            for table in ("sessions", "families"):
+                indexes = {
+                    i["name"]: i["column_names"]
+                    for i in inspector.get_indexes(f"signoff_{table}")
+                }
+                assert indexes[f"ix_signoff_{table}_oidc_sid"] == [
+                    "oidc_iss",
+                    "oidc_sid",
+                ]
+                assert indexes[f"ix_signoff_{table}_oidc_sub"] == [
+                    "oidc_iss",
+                    "oidc_sub",
+                ]
+        with tagging(store):
+            signed_in = make_session(
+                now, oidc_iss="https://idp.example", oidc_sid="s1", oidc_sub="u1"
+            )
+        store.create_session(signed_in)
+        assert store.get_session(signed_in.key) == signed_in
+        ended = store.end_provider_sessions(
+            "https://idp.example", sid="s1", until=now + 60
+        )
+        assert ended == 1
+        assert store.get_session(session.key) == session
+    finally:
+        for s in stores:
+            s.close()
+
+
 def test_the_record_tables_have_the_records_fields_in_order() -> None:
     # Rows convert to records by position: a column out of place (or a
     # field without its column) would put values in the wrong fields.

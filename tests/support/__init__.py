@@ -19,8 +19,10 @@ a ``conftest.py`` or another test module:
 ``servers``         real Redis, Redis Cluster, PostgreSQL and an OpenID
                     Connect provider on free ports; the demo under ``flask
                     run`` (``flask_demo``)
-``oidc``            the demo and its OpenID Connect provider (``oidc_demo``,
-                    the provider's ``ACCOUNTS``)
+``oidc``            an OpenID Connect provider's documents served on
+                    loopback, logout tokens signed claim by claim
+``oidc_demo``       the demo and a real OpenID Connect provider
+                    (``run_oidc_demo``, the provider's ``ACCOUNTS``, ``Agent``)
 ``gunicorn_demo``   the demo under gunicorn, and a browser over sockets
 ``browser``         steps of the browser tests: ``submit``, ``page_text``...
 ``load``            the load of the outage tests, in a process of its own

@@ -38,6 +38,35 @@ class SessionRecord:
     #: (:mod:`flask_signoff.core.stamps`); ``""`` if the user had none. Set
     #: at sign-in and at rotation only: a save never changes it.
     auth_stamp: str = ""
+    #: The OpenID Connect provider session this session came from
+    #: (:mod:`flask_signoff.oidc`): the provider's ``iss``, its ``sid`` (``""``
+    #: when the ID token had none) and the user's ``sub`` there. All ``""``
+    #: for a sign-in with a password. Set at sign-in; rotation keeps them.
+    oidc_iss: str = ""
+    oidc_sid: str = ""
+    oidc_sub: str = ""
+    #: The raw ID token of that sign-in, sent back to the provider as
+    #: ``id_token_hint`` at sign-out. Kept on the record, never in the
+    #: session data, so the application cannot change it, it never moves to
+    #: the session that sign-out keeps, and it dies with the record.
+    oidc_id_token: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProviderLink:
+    """The OpenID Connect provider session a sign-in came from.
+
+    Copied into the :class:`SessionRecord` of the sign-in (``oidc_*``) and
+    into every :class:`FamilyRecord` issued from that session, so that a
+    back-channel logout of ``(iss, sid)`` or ``(iss, sub)`` finds them all.
+    """
+
+    iss: str
+    #: ``""`` when the ID token had no ``sid``.
+    sid: str
+    sub: str
+    #: The raw ID token (sessions only), for ``id_token_hint``.
+    id_token: str = dataclasses.field(default="", repr=False)
 
 
 @dataclasses.dataclass(slots=True)
@@ -53,6 +82,12 @@ class FamilyRecord:
     #: HMAC of the user's security stamp at sign-in, as on sessions; every
     #: access token of the family carries it (``ast``).
     auth_stamp: str = ""
+    #: The provider session of the cookie session the family was issued
+    #: from (see :class:`SessionRecord`): a back-channel logout of it ends
+    #: the family too. ``""`` for a family of no provider session.
+    oidc_iss: str = ""
+    oidc_sid: str = ""
+    oidc_sub: str = ""
 
 
 @dataclasses.dataclass(slots=True)

@@ -17,7 +17,7 @@ from .ids import (
     parse_secret,
     random_tag,
 )
-from .records import SessionRecord
+from .records import ProviderLink, SessionRecord
 from .store import Store
 
 #: Longest user agent kept with a session; the rest is cut off.
@@ -134,6 +134,7 @@ class SessionLifecycle:
         ip: str | None,
         user_agent: str | None,
         auth_stamp: str = "",
+        link: ProviderLink | None = None,
     ) -> tuple[str, SessionRecord]:
         now = self.clock()
         tag = self.store.user_tag(user_id) if user_id is not None else random_tag()
@@ -158,6 +159,9 @@ class SessionLifecycle:
             user_agent=user_agent[:MAX_USER_AGENT] if user_agent else None,
             auth_stamp=auth_stamp,
         )
+        if link is not None:
+            record.oidc_iss, record.oidc_sid = link.iss, link.sid
+            record.oidc_sub, record.oidc_id_token = link.sub, link.id_token
         record.drop_at = self.drop_at(record)
         return secret, record
 
@@ -173,6 +177,7 @@ class SessionLifecycle:
         ip: str | None = None,
         user_agent: str | None = None,
         auth_stamp: str = "",
+        link: ProviderLink | None = None,
     ) -> tuple[str, SessionRecord]:
         """Start a signed-in session under a new id; the old one dies with it.
 
@@ -185,6 +190,9 @@ class SessionLifecycle:
         credentials were checked (:meth:`StampSigner.digest
         <flask_signoff.core.stamps.StampSigner.digest>`); the session is
         bound to it for its whole life, rotations included.
+
+        ``link`` is the OpenID Connect provider session the sign-in came
+        from, if any: a back-channel logout of it ends this session.
         """
         secret, record = self._new_record(
             user_id=user_id,
@@ -195,6 +203,7 @@ class SessionLifecycle:
             ip=ip,
             user_agent=user_agent,
             auth_stamp=auth_stamp,
+            link=link,
         )
         if replace_key is not None:
             self.store.delete_session(replace_key)

@@ -251,6 +251,32 @@ class Store(abc.ABC):
         One round trip: this runs on every Bearer request.
         """
 
+    # -- identity-provider sessions ------------------------------------------
+
+    @abc.abstractmethod
+    def end_provider_sessions(
+        self, iss: str, *, sid: str = "", sub: str = "", until: float
+    ) -> int:
+        """End everything that came from one OpenID Connect provider session.
+
+        Deletes every session whose ``(oidc_iss, oidc_sid)`` is ``(iss,
+        sid)``, and revokes every refresh family with those values as
+        :meth:`revoke_family` does (markers kept until ``until``, so their
+        access tokens die too); or, when ``sid`` is empty, every one whose
+        ``(oidc_iss, oidc_sub)`` is ``(iss, sub)``, whatever its ``sid``.
+        Records of other provider sessions, of other users and of password
+        sign-ins are left alone. Served by an index on each pair: the cost
+        does not grow with other users' records.
+
+        Idempotent: a second call finds nothing and returns 0. A session
+        created from the same provider session while this runs is either
+        ended or created after it (then it lives: the provider signed in
+        again). Returns how many sessions and families were ended.
+
+        :raises ValueError: if neither ``sid`` nor ``sub`` is given, or
+            ``iss`` is empty: that would match every password sign-in.
+        """
+
     # -- throttling ----------------------------------------------------------
 
     @abc.abstractmethod
@@ -294,6 +320,13 @@ class Store(abc.ABC):
             be reached; the caller tries again later.
         """
         return []
+
+    @staticmethod
+    def check_provider_session(iss: str, sid: str, sub: str) -> None:
+        """Refuse the arguments of :meth:`end_provider_sessions` that would
+        match records of no provider session (every backend calls it)."""
+        if not iss or not (sid or sub):
+            raise ValueError("A provider session needs an issuer and a sid or a sub.")
 
     def close(self) -> None:  # noqa: B027 (optional hook)
         """Release connections. Optional; the default does nothing."""

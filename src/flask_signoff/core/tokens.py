@@ -48,7 +48,7 @@ from .access import AccessClaims, AccessTokenCodec
 from .clock import Clock, system_clock
 from .ids import hash_secret, new_secret, parse_secret
 from .keys import KeySet
-from .records import FamilyRecord, RefreshRecord, SpendStatus
+from .records import FamilyRecord, ProviderLink, RefreshRecord, SpendStatus
 from .store import Store
 
 #: Longest user id and client id accepted (what a store column holds).
@@ -173,7 +173,12 @@ class TokenLifecycle:
     # -- issuing -----------------------------------------------------------
 
     def issue(
-        self, user_id: str, client_id: str = "", *, auth_stamp: str = ""
+        self,
+        user_id: str,
+        client_id: str = "",
+        *,
+        auth_stamp: str = "",
+        link: ProviderLink | None = None,
     ) -> TokenPair:
         """Start a refresh family for a user who just signed in.
 
@@ -182,6 +187,9 @@ class TokenLifecycle:
         :param auth_stamp: the digest of the stamp of the user whose
             credentials were checked; the family and its access tokens are
             bound to it for their whole life.
+        :param link: the OpenID Connect provider session of the sign-in the
+            family is issued from, if any: a back-channel logout of it
+            revokes the family.
         """
         _check_id("user_id", user_id, empty=False)
         _check_id("client_id", client_id, empty=True)
@@ -196,6 +204,12 @@ class TokenLifecycle:
             client_id=client_id,
             auth_stamp=auth_stamp,
         )
+        if link is not None:
+            family.oidc_iss, family.oidc_sid, family.oidc_sub = (
+                link.iss,
+                link.sid,
+                link.sub,
+            )
         refresh_token = new_secret(self.store.user_tag(user_id))
         first = RefreshRecord(
             key=hash_secret(refresh_token),

@@ -35,7 +35,16 @@ key                             type    holds
 ``P{T}:rv:<family_id>``         string  revocation marker (value: ``until``)
 ``Prouting-key``                string  the routing key (hex), for every user
 ``Ptw:<key>``                   hash    a throttle window: count ``n``, end ``e``
+``P{p<H>}:px:<h>``              set     a provider session's sessions, families
+``P{p<H>}:pn:<h>``              string  its logout counter
 ==============================  ======  ========================================
+
+The last two index what came from one OpenID Connect provider session, for
+a back-channel logout (:mod:`.provider`): ``h`` is SHA-256 (hex) of the
+issuer and the ``sid``, or of the issuer and the ``sub``, and ``H`` its
+first 16 characters. A provider session may span users (nothing tells the
+store which local user a ``sub`` is), so these keys have a hash tag of
+their own, longer than a user's, which no user-key pattern matches.
 
 The scripts (``scripts/*.lua``) receive a base and build the names of the
 keys they reach from a member the same way (``base .. 's:' .. member``): a
@@ -53,6 +62,8 @@ per-user cap. Only the hashes of secrets are stored.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 from ...core.ids import TAG_LENGTH, key_tag
 from ...exceptions import StoreError
@@ -124,6 +135,16 @@ class KeyLayout:
         return f"{base}rv:{family_id}"
 
     # Keys of no user.
+
+    def provider_index(self, kind: str, iss: str, value: str) -> tuple[str, str]:
+        """The index of a provider session and its logout counter.
+
+        :param kind: ``"sid"`` or ``"sub"``, what ``value`` is.
+        """
+        material = "\0".join((kind, iss, value)).encode("utf-8")
+        digest = hashlib.sha256(material).hexdigest()
+        base = f"{self.prefix}{{p{digest[:16]}}}:"
+        return f"{base}px:{digest}", f"{base}pn:{digest}"
 
     def throttle(self, key: str) -> str:
         """The throttle window of ``key`` (already a hash of the account)."""

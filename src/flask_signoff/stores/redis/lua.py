@@ -56,7 +56,9 @@ def source(name: str) -> str:
 
 
 #: Every script, named after the store operation it serves (but
-#: ``routing_key``, for :meth:`~flask_signoff.core.store.Store.load_routing_key`;
+#: ``routing_key``, for :meth:`~flask_signoff.core.store.Store.load_routing_key`,
+#: and ``provider_add`` and ``provider_claim``, the two sides of
+#: :meth:`~flask_signoff.core.store.Store.end_provider_sessions`;
 #: ``update_session`` serves ``touch_session`` too): ``scripts/<name>.lua``.
 NAMES = (
     "create_session",
@@ -74,6 +76,8 @@ NAMES = (
     "routing_key",
     "reserve",
     "release",
+    "provider_add",
+    "provider_claim",
 )
 
 

@@ -10,6 +10,7 @@ every user (:meth:`RedisStore.delete_all_sessions`,
 
 from __future__ import annotations
 
+import functools
 import math
 import secrets
 import threading
@@ -42,6 +43,7 @@ from .codec import (
 )
 from .connection import Client, Target, guarded
 from .keys import KeyLayout
+from .provider import ProviderIndex
 
 T = TypeVar("T")
 
@@ -83,6 +85,7 @@ class RedisStore(Store):
         self.backend = self._target.backend
         self._connection: tuple[Client, dict[str, Script]] | None = None
         self._lock = threading.Lock()
+        self._provider = ProviderIndex(self)
 
     # -- plumbing ------------------------------------------------------------
 
@@ -221,16 +224,11 @@ class RedisStore(Store):
     ) -> None:
         self._check_user_tag(record.key, record.user_id, "session")
         cap = "" if max_per_user is None else str(max_per_user)
-        self._run(
-            "create_session",
-            [self.keys.session(record.key)],
-            [
-                self.keys.base(key_tag(record.key)),
-                record.key,
-                expiry_ms(record.drop_at),
-                cap,
-                *SESSION.encode(record),
-            ],
+        args = [self.keys.base(key_tag(record.key)), record.key]
+        args += [expiry_ms(record.drop_at), cap, *SESSION.encode(record)]
+        keys = [self.keys.session(record.key)]
+        self._provider.write(
+            record, "create_session", lambda: self._run("create_session", keys, args)
         )
 
     def update_session(self, record: SessionRecord) -> bool:
@@ -270,17 +268,10 @@ class RedisStore(Store):
         keys = [self.keys.session(new.key)]
         if old_key is not None:
             keys.append(self.keys.session(old_key))
-        done = self._run(
-            "rotate_session",
-            keys,
-            [
-                self.keys.base(key_tag(new.key)),
-                new.key,
-                expiry_ms(new.drop_at),
-                "1" if require_old else "0",
-                old_key or "",
-                *SESSION.encode(new),
-            ],
+        args = [self.keys.base(key_tag(new.key)), new.key, expiry_ms(new.drop_at)]
+        args += ["1" if require_old else "0", old_key or "", *SESSION.encode(new)]
+        done = self._provider.write(
+            new, "rotate_session", lambda: self._run("rotate_session", keys, args)
         )
         return bool(done)
 
@@ -368,7 +359,8 @@ class RedisStore(Store):
         base = self._user_base(family.user_id)
         keys = self._family_keys(base, family.family_id, family.user_id)
         family_fields = FAMILY.encode(family)
-        self._run(
+        run = functools.partial(
+            self._run,
             "create_family",
             [*keys, self.keys.refresh(first.key)],
             [
@@ -382,6 +374,7 @@ class RedisStore(Store):
                 *REFRESH.encode(first),
             ],
         )
+        self._provider.write(family, "create_family", run)
 
     def get_refresh(self, key: str) -> RefreshRecord | None:
         name = self.keys.refresh(key)
@@ -429,13 +422,25 @@ class RedisStore(Store):
         return FAMILY.decode(family_id, h)
 
     def revoke_family(self, family_id: str, user_id: str, until: float) -> None:
+        self.end_family(family_id, user_id, until)
+
+    def end_family(self, family_id: str, user_id: str, until: float) -> int:
+        """:meth:`revoke_family`; returns 1 if the family existed, else 0."""
         base = self._user_base(user_id)
         keys = self._family_keys(base, family_id, user_id)
-        self._run(
+        existed = self._run(
             "revoke_family",
             [*keys, KeyLayout.revoked(base, family_id)],
             [base, family_id, number(until), expiry_ms(until)],
         )
+        return int(existed or 0)
+
+    def end_provider_sessions(
+        self, iss: str, *, sid: str = "", sub: str = "", until: float
+    ) -> int:
+        # Several steps, each atomic and idempotent: see .provider.
+        self.check_provider_session(iss, sid, sub)
+        return self._provider.end(iss, sid, sub, until)
 
     def revoke_user_families(self, user_id: str) -> int:
         base = self._user_base(user_id)

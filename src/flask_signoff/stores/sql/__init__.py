@@ -62,6 +62,8 @@ meets them:
                    stopped answering
     errors.py      database errors -> StoreError / StoreUnavailable, in one
                    place
+    provider.py    ending what came from one OpenID Connect provider
+                   session (back-channel logout)
 
 Nothing here imports Flask. The drivers (the standard ``sqlite3``, psycopg 3)
 are loaded by SQLAlchemy when an engine is made, so SQLite apps never need

@@ -39,9 +39,38 @@ from ...core.records import (
     SessionRecord,
 )
 
-#: Columns added after the first release, by table: :meth:`Schema.create`
-#: adds them to a database made before.
-ADDED_COLUMNS = {"sessions": ("auth_stamp",), "families": ("auth_stamp",)}
+#: The columns of the provider session a record came from (OpenID Connect).
+_OIDC_COLUMNS = ("oidc_iss", "oidc_sid", "oidc_sub")
+
+#: Columns added after the first release, by table, in the order of their
+#: fields: :meth:`Schema.create` adds them to a database made before.
+ADDED_COLUMNS = {
+    "sessions": ("auth_stamp", *_OIDC_COLUMNS, "oidc_id_token"),
+    "families": ("auth_stamp", *_OIDC_COLUMNS),
+}
+
+#: Indexes added after the first release, by table: :meth:`Schema.create`
+#: adds those that a database made before lacks.
+ADDED_INDEXES = {
+    "sessions": ("ix_{prefix}sessions_oidc_sid", "ix_{prefix}sessions_oidc_sub"),
+    "families": ("ix_{prefix}families_oidc_sid", "ix_{prefix}families_oidc_sub"),
+}
+
+
+def _oidc_columns(table: str, prefix: str) -> list[Any]:
+    """The provider-session columns and their two indexes.
+
+    With server defaults, as ``auth_stamp``: rows written by an older version
+    belong to no provider session. The indexes serve a back-channel logout,
+    which finds records by ``(iss, sid)`` or ``(iss, sub)``.
+    """
+    return [
+        sa.Column("oidc_iss", sa.String(255), nullable=False, server_default=""),
+        sa.Column("oidc_sid", sa.String(255), nullable=False, server_default=""),
+        sa.Column("oidc_sub", sa.String(255), nullable=False, server_default=""),
+        sa.Index(f"ix_{prefix}{table}_oidc_sid", "oidc_iss", "oidc_sid"),
+        sa.Index(f"ix_{prefix}{table}_oidc_sub", "oidc_iss", "oidc_sub"),
+    ]
 
 
 def _tables(prefix: str) -> tuple[sa.MetaData, dict[str, sa.Table]]:
@@ -65,6 +94,8 @@ def _tables(prefix: str) -> tuple[sa.MetaData, dict[str, sa.Table]]:
         # Last, and with a server default: rows written by an older version
         # (during a rolling upgrade) get "", which binds to no stamp.
         sa.Column("auth_stamp", sa.String(64), nullable=False, server_default=""),
+        *_oidc_columns("sessions", prefix),
+        sa.Column("oidc_id_token", sa.Text, nullable=False, server_default=""),
         sa.Index(f"ix_{prefix}sessions_user", "user_id", "created_at"),
         sa.Index(f"ix_{prefix}sessions_public", "public_id"),
         sa.Index(f"ix_{prefix}sessions_drop", "drop_at"),
@@ -84,6 +115,7 @@ def _tables(prefix: str) -> tuple[sa.MetaData, dict[str, sa.Table]]:
         sa.Column("expires_at", sa.Float, nullable=False, index=True),
         sa.Column("client_id", sa.String(255), nullable=False),
         sa.Column("auth_stamp", sa.String(64), nullable=False, server_default=""),
+        *_oidc_columns("families", prefix),
     )
     refresh = sa.Table(
         f"{prefix}refresh_tokens",
@@ -162,6 +194,7 @@ class Schema:
                     lock(conn)
                     self.metadata.create_all(conn, checkfirst=True)
                     self._add_missing_columns(conn)
+                    self._add_missing_indexes(conn)
                 return
             except (exc.ProgrammingError, exc.IntegrityError):
                 # A worker that does not take our lock (an older version, a
@@ -194,6 +227,23 @@ class Schema:
                 conn.exec_driver_sql(
                     f"ALTER TABLE {table_name} ADD COLUMN {exists}{ddl}"
                 )
+
+    def _add_missing_indexes(self, conn: Connection) -> None:
+        """Create the indexes of :data:`ADDED_INDEXES` that a table lacks.
+
+        In :meth:`create`'s transaction, after the columns they cover were
+        added; under the schema lock, like them.
+        """
+        inspector = sa.inspect(conn)
+        for name, patterns in ADDED_INDEXES.items():
+            table = self.tables[name]
+            present = {i["name"] for i in inspector.get_indexes(table.name)}
+            for pattern in patterns:
+                index_name = pattern.format(prefix=self.prefix)
+                if index_name in present:
+                    continue
+                (index,) = (i for i in table.indexes if i.name == index_name)
+                index.create(conn, checkfirst=True)
 
     def expiring(self) -> list[tuple[sa.Table, sa.Column[Any], sa.Column[Any]]]:
         """Each table whose rows expire: the table, its key, and the column

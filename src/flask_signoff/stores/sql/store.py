@@ -32,6 +32,7 @@ from ...core.store import Store
 from ...exceptions import StoreError
 from .database import Database
 from .fast import HotQueries
+from .provider import end_provider_sessions
 from .schema import (
     family_from_row,
     family_values,
@@ -421,6 +422,12 @@ class SQLStore(Store):
             return conn.execute(sa.delete(f)).rowcount
 
         return self._db.write("revoke_all_families", revoke)
+
+    def end_provider_sessions(
+        self, iss: str, *, sid: str = "", sub: str = "", until: float
+    ) -> int:
+        self.check_provider_session(iss, sid, sub)
+        return end_provider_sessions(self._db, iss, sid, sub, until)
 
     # -- throttle and access tokens ---------------------------------------------
 

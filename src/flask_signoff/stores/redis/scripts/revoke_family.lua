@@ -11,6 +11,7 @@
 --
 -- The marker only ever lives longer, never shorter, so a second revocation
 -- with an earlier `until` cannot shorten the first. Tolerates absence.
+-- Returns 1 if the family existed, else 0.
 local cur = redis.call('GET', KEYS[4])
 if not cur or tonumber(cur) < tonumber(ARGV[3]) then
   redis.call('SET', KEYS[4], ARGV[3])
@@ -19,5 +20,7 @@ end
 for _, m in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   redis.call('DEL', ARGV[1] .. 'r:' .. m)
 end
-redis.call('DEL', KEYS[1], KEYS[2])
+local existed = redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[2])
+return existed

@@ -1,0 +1,220 @@
+"""An OpenID Connect provider's discovery document and signing keys.
+
+What a relying party reads from its provider, over HTTP, for sign-out:
+the discovery document (``end_session_endpoint``, ``jwks_uri``; OpenID
+Connect Discovery 1.0) and the JWK Set that signs logout tokens. Both are
+fetched with a timeout and kept for :attr:`ProviderDocuments.lifespan`
+seconds, so a logout costs no request to the provider in the common case.
+
+Key rotation: a token signed with a ``kid`` the kept set lacks makes one
+fetch of the set, at most once per :attr:`ProviderDocuments.refetch_interval`
+seconds; a ``kid`` still unknown is refused. A stream of forged tokens with
+made-up ``kid`` values therefore costs the provider at most one request per
+interval.
+
+No redirect is followed, and a document over :data:`MAX_DOCUMENT` bytes is
+refused: the URLs come from configuration and from the provider's own
+document, and an answer of another shape is a fault to report, not to
+chase. Any failure to fetch or read a document raises
+:class:`~flask_signoff.exceptions.ProviderUnavailable` (a 503: the logout
+can be retried), never a refusal of the token.
+
+Framework-free; time comes from an injected clock.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import typing as t
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+from jwt import PyJWK
+from jwt.exceptions import PyJWKError
+
+from ..exceptions import ProviderUnavailable
+from .clock import Clock, system_clock
+
+#: Largest discovery document or JWK Set read, in bytes.
+MAX_DOCUMENT = 512 * 1024
+
+#: ``fetch(url, timeout)``: the JSON document at ``url``.
+Fetch = Callable[[str, float], t.Any]
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: t.Any, **kwargs: t.Any) -> None:
+        return None
+
+
+def fetch_json(url: str, timeout: float) -> t.Any:
+    """GET ``url`` and parse its body as JSON, within ``timeout`` seconds.
+
+    :raises ProviderUnavailable: for any failure: no answer in time, an
+        HTTP error or redirect, a body too large or not JSON.
+    """
+    if not url.lower().startswith(("https://", "http://")):
+        raise ProviderUnavailable(f"{url} is not an http(s) URL.")
+    # The scheme is checked above: no file: or custom scheme is opened.
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            body = response.read(MAX_DOCUMENT + 1)
+    except urllib.error.HTTPError as error:
+        error.close()
+        raise ProviderUnavailable(f"{url} answered {error.code}.") from None
+    except (OSError, http.client.HTTPException, ValueError) as error:
+        raise ProviderUnavailable(f"{url} could not be fetched: {error}.") from None
+    if len(body) > MAX_DOCUMENT:
+        raise ProviderUnavailable(f"{url} sent more than {MAX_DOCUMENT} bytes.")
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise ProviderUnavailable(f"{url} did not send JSON.") from None
+
+
+class ProviderDocuments:
+    """The discovery document and JWK Set of one provider, fetched and kept.
+
+    :param issuer: the provider's issuer identifier; the discovery document
+        must name exactly this one (OpenID Connect Discovery 1.0, 4.3).
+    :param metadata_url: where the discovery document is.
+    :param timeout: seconds each fetch may take.
+    :param clock: the time source.
+    :param fetch: how a document is fetched (:func:`fetch_json`).
+    """
+
+    #: Seconds a fetched document is kept before it is fetched again.
+    lifespan: float = 3600.0
+    #: Fewest seconds between two fetches of the JWK Set made because a
+    #: token named an unknown ``kid``.
+    refetch_interval: float = 60.0
+
+    def __init__(
+        self,
+        issuer: str,
+        metadata_url: str,
+        *,
+        timeout: float = 5.0,
+        clock: Clock = system_clock,
+        fetch: Fetch = fetch_json,
+    ) -> None:
+        self.issuer = issuer
+        self.metadata_url = metadata_url
+        self.timeout = timeout
+        self.clock = clock
+        self._fetch = fetch
+        self._lock = threading.Lock()
+        self._metadata: tuple[float, dict[str, t.Any]] | None = None
+        self._keys: tuple[float, list[_Key]] | None = None
+
+    # -- discovery -----------------------------------------------------------
+
+    def metadata(self) -> dict[str, t.Any]:
+        """The discovery document, fetched if none is kept or it is too old.
+
+        :raises ProviderUnavailable: it cannot be fetched, is not a JSON
+            object, or names another issuer.
+        """
+        now = self.clock()
+        with self._lock:
+            kept = self._metadata
+            if kept is not None and now - kept[0] < self.lifespan:
+                return kept[1]
+        document = self._fetch(self.metadata_url, self.timeout)
+        if not isinstance(document, dict):
+            raise ProviderUnavailable(f"{self.metadata_url} is not a JSON object.")
+        if document.get("issuer") != self.issuer:
+            raise ProviderUnavailable(
+                f"{self.metadata_url} names the issuer "
+                f"{document.get('issuer')!r}, not {self.issuer!r}."
+            )
+        with self._lock:
+            self._metadata = (now, document)
+        return document
+
+    def endpoint(self, name: str) -> str | None:
+        """The URL of ``name`` (``end_session_endpoint``) in the discovery
+        document, or ``None`` if it has none.
+
+        :raises ProviderUnavailable: the document cannot be fetched.
+        """
+        value = self.metadata().get(name)
+        return value if isinstance(value, str) and value else None
+
+    # -- keys ----------------------------------------------------------------
+
+    def _key_set(self, now: float) -> list[_Key]:
+        url = self.endpoint("jwks_uri")
+        if url is None:
+            raise ProviderUnavailable(
+                f"{self.metadata_url} has no jwks_uri: logout tokens cannot be "
+                "verified."
+            )
+        document = self._fetch(url, self.timeout)
+        entries = document.get("keys") if isinstance(document, dict) else None
+        if not isinstance(entries, list):
+            raise ProviderUnavailable(f"{url} is not a JWK Set.")
+        keys = []
+        for entry in entries:
+            if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
+                continue
+            try:
+                key = PyJWK(entry)
+            except (PyJWKError, ValueError, TypeError, KeyError):
+                continue  # a key of a type we cannot use: not ours to judge
+            declared = entry.get("alg")
+            keys.append(_Key(declared if isinstance(declared, str) else None, key))
+        with self._lock:
+            self._keys = (now, keys)
+        return keys
+
+    def signing_key(self, kid: str | None, algorithm: str) -> PyJWK | None:
+        """The provider's key named ``kid`` for ``algorithm``, or ``None``.
+
+        Without ``kid``, the one key of the set usable with ``algorithm``, if
+        there is exactly one. A key usable with ``algorithm`` has the
+        algorithm's type (RSA for ``RS*``/``PS*``, EC for ``ES*``, OKP for
+        ``EdDSA``) and, if its JWK names an ``alg``, names this one. The kept
+        set is fetched again when it is too old, and once (see
+        :attr:`refetch_interval`) when it lacks the key.
+
+        :raises ProviderUnavailable: the set cannot be fetched.
+        """
+        now = self.clock()
+        with self._lock:
+            kept = self._keys
+        if kept is None or now - kept[0] >= self.lifespan:
+            return _find(self._key_set(now), kid, algorithm)
+        fetched_at, keys = kept
+        key = _find(keys, kid, algorithm)
+        if key is None and now - fetched_at >= self.refetch_interval:
+            key = _find(self._key_set(now), kid, algorithm)
+        return key
+
+
+class _Key(t.NamedTuple):
+    #: The JWK's own ``alg``, if it names one.
+    declared: str | None
+    key: PyJWK
+
+
+#: The key type each algorithm family verifies with.
+_KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
+
+
+def _find(keys: list[_Key], kid: str | None, algorithm: str) -> PyJWK | None:
+    kty = _KEY_TYPES.get(algorithm[:2])
+    usable = [
+        k.key for k in keys if k.key.key_type == kty and k.declared in (None, algorithm)
+    ]
+    if kid is None:
+        return usable[0] if len(usable) == 1 else None
+    for key in usable:
+        if key.key_id == kid:
+            return key
+    return None
