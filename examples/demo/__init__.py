@@ -11,6 +11,10 @@ Configuration comes from the environment through
 Without ``FLASK_SECRET_KEY`` a key is generated once into the instance folder
 (file mode 0600). ``SIGNOFF_DEMO_INSTANCE_PATH`` moves the instance folder.
 
+Sign-in through an OpenID Connect provider, with single sign-out both ways,
+is on when ``FLASK_DEMO_OIDC_ISSUER``, ``FLASK_DEMO_OIDC_CLIENT_ID`` and
+``FLASK_DEMO_OIDC_CLIENT_SECRET`` are set (:mod:`examples.demo.oidc`).
+
 Cookies on plain http: the session cookie is ``Secure`` (``__Host-session``)
 by default, which browsers do not reliably keep over ``http://``. Under the
 ``flask`` command (the development server) or in debug mode the demo turns

@@ -239,6 +239,24 @@ def test_demo_sign_out_ends_the_provider_session(oidc_demo: OIDCDemo) -> None:
     assert 'name="password"' in page
 
 
+def test_a_password_sign_in_signs_out_here_only(oidc_demo: OIDCDemo) -> None:
+    agent = Agent()
+    base = oidc_demo.base
+    _, _, page = agent.open(f"{base}/register")
+    form = {"username": "local-gus", "password": PASSWORD}
+    agent.open(f"{base}/register", {**form, "csrf_token": csrf_field(page) or ""})
+    _, _, page = agent.open(f"{base}/login")
+    status, url, page = agent.open(
+        f"{base}/login", {**form, "csrf_token": csrf_field(page) or ""}
+    )
+    assert (status, url) == (200, f"{base}/"), page
+    status, url, _ = agent.open(
+        f"{base}/logout", {"csrf_token": csrf_field(page) or ""}
+    )
+    # Straight back to the login page: this session owes the provider nothing.
+    assert (status, url) == (200, f"{base}/login")
+
+
 def test_a_bad_logout_token_is_refused(oidc_demo: OIDCDemo) -> None:
     agent = Agent()
     agent.sign_in(oidc_demo, "dmitri")
