@@ -106,6 +106,9 @@ def init_oidc(app: Flask, users: UserStore) -> OIDCProvider:
         next_url = request.args.get("next")
         if is_safe_redirect(next_url):
             session[NEXT_KEY] = next_url
+        else:
+            # Not the target of an earlier sign-in that never came back.
+            session.pop(NEXT_KEY, None)
         try:
             return client.authorize_redirect(base_url + url_for("login_oidc_callback"))
         except requests.RequestException:

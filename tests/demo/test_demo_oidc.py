@@ -160,6 +160,12 @@ def test_sign_in_creates_the_user_once(oidc_demo: OIDCDemo) -> None:
     assert "Signed in as <strong>ada</strong>" in page
 
 
+def test_sign_in_goes_back_to_a_local_next(oidc_demo: OIDCDemo) -> None:
+    Agent().sign_in(oidc_demo, "gus", query="?next=/sessions", lands="/sessions")
+    for target in ("https://evil.example/", "//evil.example/"):
+        Agent().sign_in(oidc_demo, "hana", query=f"?next={target}", lands="/")
+
+
 def test_sign_in_without_a_free_name_uses_sub(oidc_demo: OIDCDemo) -> None:
     agent = Agent()
     # A local password account holds the provider user's preferred name.

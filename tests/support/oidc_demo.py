@@ -126,19 +126,23 @@ class Agent:
                 return cookie.value
         raise KeyError(name)
 
-    def sign_in(self, demo: OIDCDemo, username: str) -> str:
+    def sign_in(
+        self, demo: OIDCDemo, username: str, *, query: str = "", lands: str = "/"
+    ) -> str:
         """Sign in to the demo through the provider as ``username``.
 
-        Fills the provider's sign-in form, which must show (the provider has
-        no session of this agent's yet). Returns the demo's home page.
+        Starts at ``/login/oidc`` + ``query`` and fills the provider's
+        sign-in form, which must show (the provider has no session of this
+        agent's yet). Returns the page it ``lands`` on, the home page by
+        default.
         """
-        status, url, page = self.open(f"{demo.base}/login/oidc")
+        status, url, page = self.open(f"{demo.base}/login/oidc{query}")
         assert status == 200, (status, url, page)
         assert url.startswith(f"{demo.issuer}/interaction/"), url
         assert 'name="password"' in page
         password = ACCOUNTS[username]["password"]
         status, url, page = self.open(url, {"login": username, "password": password})
-        assert (status, url) == (200, f"{demo.base}/"), (status, url, page)
+        assert (status, url) == (200, f"{demo.base}{lands}"), (status, url, page)
         return page
 
     def end_provider_session(self, demo: OIDCDemo) -> None:
