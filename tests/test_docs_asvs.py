@@ -24,7 +24,8 @@ PAGES = (ASVS, THREAT_MODEL)
 
 #: The requirements ``docs/asvs.md`` answers, in its order, with their level:
 #: every requirement of V7 and V9, the refresh-token and revocation rows of
-#: V10.4, V3.3 and V3.5.3, as listed in ASVS 5.0.0 (OWASP/ASVS, tag
+#: V10.4, the back-channel logout row of V10.5, V3.3 and V3.5.3, as listed in
+#: ASVS 5.0.0 (OWASP/ASVS, tag
 #: ``v5.0.0_release``, commit 5cf9b032440be53ce345ab3c130fda46ba1ce7a2,
 #: ``5.0/docs_en/OWASP_Application_Security_Verification_Standard_5.0.0_en.csv``).
 REQUIREMENTS = {
@@ -58,6 +59,7 @@ REQUIREMENTS = {
     "V10.4.8": 2,
     "V10.4.9": 2,
     "V10.4.10": 2,
+    "V10.5.5": 2,
     "V3.3.1": 1,
     "V3.3.2": 2,
     "V3.3.3": 2,

@@ -193,10 +193,11 @@ class OIDCProvider:
         record (never in ``flask.session``), for ``id_token_hint``.
 
         :param remember: as :func:`~flask_signoff.login_user`.
-        :param fresh: whether the login counts as fresh; by default, when the
-            ID token's ``auth_time`` is within ``SIGNOFF_FRESH_FOR``
-            (the provider checked the user's credentials just now, not a
-            single sign-on from an older session).
+        :param fresh: whether the login counts as fresh. By default it does,
+            as with :func:`~flask_signoff.login_user`, unless the ID token's
+            ``auth_time`` says that the provider last checked the user's
+            credentials longer than ``SIGNOFF_FRESH_FOR`` ago (a single
+            sign-on riding on an older provider session).
         :param force: sign in even if ``user.is_active`` is false.
         :returns: ``False`` if the user is inactive and ``force`` is not set.
         :raises InvalidToken: the token response is not from this provider
@@ -207,9 +208,9 @@ class OIDCProvider:
             auth_time = claims.get("auth_time")
             state = get_state()
             fresh = (
-                isinstance(auth_time, (int, float))
-                and not isinstance(auth_time, bool)
-                and state.clock() - auth_time < state.settings.session_policy.fresh_for
+                not isinstance(auth_time, (int, float))
+                or isinstance(auth_time, bool)
+                or state.clock() - auth_time < state.settings.session_policy.fresh_for
             )
         link = ProviderLink(self.issuer, claims.get("sid", ""), claims["sub"], id_token)
         return sign_in(user, remember, fresh=fresh, force=force, link=link)

@@ -21,6 +21,7 @@ from flask import Flask
 
 from flask_signoff.core.clock import FrozenClock
 from flask_signoff.signals import backchannel_logout
+from tests.support.backends import Backend
 from tests.support.oidc import (
     CLIENT_ID,
     LOGOUT_EVENT,
@@ -28,33 +29,12 @@ from tests.support.oidc import (
     ProviderServer,
     SigningKey,
     id_token_response,
+    make_oidc_app,
+    sign_in,
+    signed_in,
 )
 
 SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-
-
-def sign_in(
-    app: Flask,
-    idp: ProviderServer,
-    name: str = "alice",
-    *,
-    sid: str | None = "sid-1",
-    sub: str | None = None,
-) -> t.Any:
-    """A browser signed in through the provider as ``name``."""
-    client = app.test_client()
-    token = id_token_response(idp.issuer, sub or f"sub-{name}", sid)
-    query = urllib.parse.urlencode({"token": json.dumps(token)})
-    response = client.get(f"/callback/{name}?{query}")
-    assert response.status_code == 200, response.get_data(as_text=True)
-    assert response.json == {"ok": True}
-    assert signed_in(client) == name
-    return client
-
-
-def signed_in(client: t.Any) -> str | None:
-    response = client.get("/me")
-    return t.cast("str | None", response.json["user"])
 
 
 def post_logout(client: t.Any, token: object, **kwargs: t.Any) -> t.Any:
@@ -172,7 +152,17 @@ def test_the_same_jti_in_another_token_is_refused(
     assert signed_in(alice) == "alice"
 
 
-def test_the_store_down_is_503_and_ends_nothing(
+def test_the_store_unreachable_is_503(
+    backend: Backend, clock: FrozenClock, idp: ProviderServer
+) -> None:
+    with backend.outage() as dead:
+        app, _ = make_oidc_app(dead, clock, idp.issuer)
+        response = post_logout(app.test_client(), idp.logout_token())
+    assert response.status_code == 503
+    assert "Set-Cookie" not in response.headers
+
+
+def test_a_store_failing_half_way_is_503_and_the_retry_works(
     app: Flask, idp: ProviderServer, store: t.Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from flask_signoff.exceptions import StoreUnavailable
@@ -208,6 +198,8 @@ def _broken_tokens(idp: ProviderServer) -> dict[str, tuple[str, str]]:
         "wrong aud": (idp.logout_token(aud="another-client"), "client"),
         "aud missing": (idp.logout_token(aud=OMIT), "client"),
         "iat missing": (idp.logout_token(iat=OMIT), "iat"),
+        "iat not a number": (idp.logout_token(iat=float("nan")), "iat"),
+        "exp not a number": (idp.logout_token(exp="soon"), "exp"),
         "iat in the future": (idp.logout_token(now=now + 3600), "future"),
         "expired": (idp.logout_token(iat=now - 600, exp=now - 120), "expired"),
         "too old without exp": (idp.logout_token(exp=OMIT, iat=now - 3600), "expired"),
@@ -236,6 +228,8 @@ RULES = [
     "wrong aud",
     "aud missing",
     "iat missing",
+    "iat not a number",
+    "exp not a number",
     "iat in the future",
     "expired",
     "too old without exp",
@@ -370,22 +364,26 @@ def test_the_receiver_needs_no_csrf_token_but_answers_only_post(
 
 
 @SQLITE_ONLY
-def test_a_rotated_key_is_fetched_once(app: Flask, idp: ProviderServer) -> None:
+def test_a_rotated_key_is_fetched_once(
+    app: Flask, idp: ProviderServer, clock: FrozenClock
+) -> None:
     alice = sign_in(app, idp)
     bob = sign_in(app, idp, "bob", sid="sid-b")
     assert post_logout(app.test_client(), idp.logout_token()).status_code == 200
     assert idp.requests["/jwks"] == 1
+    # The provider rotates its key; a minute later it signs with the new one.
     rotated = SigningKey("key-2", "ES256")
     idp.keys.append(rotated)
-    token = idp.logout_token(key=rotated, sid="sid-b", sub="sub-bob")
-    # Signed with a key published after the set was fetched: one more fetch.
-    app.config["TESTING"] = True
-    provider = app.extensions["signoff_providers"]["oidc"]
-    provider.documents.refetch_interval = 0
+    clock.advance(61)
+    token = idp.logout_token(key=rotated, sid="sid-b", sub="sub-bob", now=clock())
     assert post_logout(app.test_client(), token).status_code == 200
     assert idp.requests["/jwks"] == 2
     assert signed_in(bob) is None
     assert signed_in(alice) is None
+    # The new key is kept: the next token signed with it costs no fetch.
+    again = idp.logout_token(key=rotated, sid="sid-x", now=clock())
+    assert post_logout(app.test_client(), again).status_code == 200
+    assert idp.requests["/jwks"] == 2
 
 
 @SQLITE_ONLY
@@ -467,3 +465,14 @@ def test_sign_in_accepts_an_audience_list(app: Flask, idp: ProviderServer) -> No
     client = app.test_client()
     query = urllib.parse.urlencode({"token": json.dumps(token)})
     assert client.get(f"/callback/alice?{query}").json == {"ok": True}
+
+
+@SQLITE_ONLY
+def test_a_sign_in_is_fresh_unless_the_provider_checked_long_ago(
+    app: Flask, idp: ProviderServer, clock: FrozenClock
+) -> None:
+    assert sign_in(app, idp).get("/fresh").json == {"fresh": True}
+    just_now = sign_in(app, idp, auth_time=int(clock()) - 60)
+    assert just_now.get("/fresh").json == {"fresh": True}
+    long_ago = sign_in(app, idp, auth_time=int(clock()) - 3600)
+    assert long_ago.get("/fresh").json == {"fresh": False}

@@ -13,9 +13,8 @@ import urllib.parse
 import pytest
 from flask import Flask
 
-from tests.oidc.test_backchannel import signed_in
 from tests.support.cookies import PLAIN_SESSION, client_with_cookie, session_cookie
-from tests.support.oidc import CLIENT_ID, ProviderServer, id_token_response
+from tests.support.oidc import CLIENT_ID, ProviderServer, id_token_response, signed_in
 
 SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 

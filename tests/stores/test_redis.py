@@ -262,3 +262,77 @@ def test_a_request_costs_one_command(
     # A refresh token: one read, one compare-and-set.
     assert commands(lambda: store.get_refresh(token.key)) == ["HGETALL"]
     assert commands(lambda: store.spend_refresh(token.key, now)) == ["EVALSHA"]
+
+
+# -- provider-session indexes ------------------------------------------------------
+
+IDP = "https://idp.example"
+
+
+def _logout_before(
+    store: RedisStore, script: str, monkeypatch: pytest.MonkeyPatch, **which: str
+) -> None:
+    """Run a logout of the provider session just before ``script`` runs: after
+    the record was indexed, before it is written (the race of a sign-in with a
+    logout on a cluster, where the two are in different slots)."""
+    run = store._run
+
+    def racing(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == script:
+            monkeypatch.setattr(store, "_run", run)
+            store.end_provider_sessions(IDP, until=time.time() + 60, **which)
+        return run(name, *args, **kwargs)
+
+    monkeypatch.setattr(store, "_run", racing)
+
+
+@pytest.mark.parametrize("which", [{"sid": "s1"}, {"sub": "u1"}])
+def test_a_sign_in_racing_a_logout_of_its_provider_session_ends(
+    store: RedisStore, monkeypatch: pytest.MonkeyPatch, which: dict[str, str]
+) -> None:
+    now = time.time()
+    record = make_session(now, oidc_iss=IDP, oidc_sid="s1", oidc_sub="u1")
+    _logout_before(store, "create_session", monkeypatch, **which)
+    store.create_session(record)
+    assert store.get_session(record.key) is None
+    # A sign-in after the logout lives.
+    later = make_session(now, oidc_iss=IDP, oidc_sid="s1", oidc_sub="u1")
+    store.create_session(later)
+    assert store.get_session(later.key) == later
+
+
+def test_a_family_racing_a_logout_of_its_provider_session_is_revoked(
+    store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = time.time()
+    family, token = make_family(now)
+    family.oidc_iss, family.oidc_sid, family.oidc_sub = IDP, "s1", "u1"
+    _logout_before(store, "create_family", monkeypatch, sid="s1")
+    store.create_family(family, token)
+    assert store.get_family(family.family_id, "alice") is None
+    assert store.access_state("alice", family.family_id, now).family_revoked
+
+
+def test_a_logout_interrupted_half_way_is_finished_by_the_next(
+    store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = time.time()
+    records = [make_session(now, oidc_iss=IDP, oidc_sid="s1") for _ in range(3)]
+    for record in records:
+        store.create_session(record)
+    delete = store.delete_session
+    calls: list[str] = []
+
+    def failing(key: str) -> bool:
+        calls.append(key)
+        if len(calls) == 2:
+            raise StoreUnavailable("down", backend="redis")
+        return delete(key)
+
+    monkeypatch.setattr(store, "delete_session", failing)
+    with pytest.raises(StoreUnavailable):
+        store.end_provider_sessions(IDP, sid="s1", until=now + 60)
+    monkeypatch.setattr(store, "delete_session", delete)
+    assert sum(store.get_session(r.key) is None for r in records) == 1
+    assert store.end_provider_sessions(IDP, sid="s1", until=now + 60) == 2
+    assert all(store.get_session(r.key) is None for r in records)

@@ -26,6 +26,8 @@ a ``conftest.py`` or another test module:
 ``gunicorn_demo``   the demo under gunicorn, and a browser over sockets
 ``browser``         steps of the browser tests: ``submit``, ``page_text``...
 ``load``            the load of the outage tests, in a process of its own
+``oidc``            an OpenID Connect provider's documents served on
+                    127.0.0.1, logout tokens, an app signed in through it
 ==================  =========================================================
 """
 

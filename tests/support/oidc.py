@@ -5,7 +5,7 @@ on 127.0.0.1 from a thread of the test process, with keys made by
 ``cryptography``; :meth:`ProviderServer.logout_token` signs logout tokens
 with PyJWT, each claim and header overridable (``None`` leaves one out), so
 that a test can break exactly one rule. :func:`make_oidc_app` is a small app
-signed in through the provider.
+signed in through the provider (:func:`sign_in`, :func:`signed_in`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import secrets
 import threading
 import time
 import typing as t
+import urllib.parse
 from collections.abc import Iterator
 
 import jwt
@@ -24,7 +25,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from flask import Flask, jsonify, request
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from flask_signoff import FrozenClock, Signoff, current_user, login_user
+from flask_signoff import (
+    FrozenClock,
+    Signoff,
+    current_user,
+    login_fresh,
+    login_user,
+)
 from flask_signoff.core.store import Store
 from flask_signoff.csrf import generate_csrf
 from flask_signoff.oidc import OIDCProvider
@@ -73,11 +80,22 @@ class ProviderServer:
     def __init__(self) -> None:
         self.keys = [SigningKey("key-1")]
         self.requests: dict[str, int] = {}
+        #: Answers given as they are, by path: status, headers, body.
+        self.raw: dict[str, tuple[int, dict[str, str], bytes]] = {}
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 server.requests[self.path] = server.requests.get(self.path, 0) + 1
+                if self.path in server.raw:
+                    status, headers, data = server.raw[self.path]
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 if self.path == "/.well-known/openid-configuration":
                     body = server.metadata()
                 elif self.path == "/jwks":
@@ -172,6 +190,31 @@ def id_token_response(
     }
 
 
+def sign_in(
+    app: Flask,
+    idp: ProviderServer,
+    name: str = "alice",
+    *,
+    sid: str | None = "sid-1",
+    sub: str | None = None,
+    **claims: t.Any,
+) -> t.Any:
+    """A new client of ``app``, signed in through the provider as ``name``."""
+    client = app.test_client()
+    token = id_token_response(idp.issuer, sub or f"sub-{name}", sid, **claims)
+    query = urllib.parse.urlencode({"token": json.dumps(token)})
+    response = client.get(f"/callback/{name}?{query}")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.json == {"ok": True}
+    assert signed_in(client) == name
+    return client
+
+
+def signed_in(client: t.Any) -> str | None:
+    """Who ``client``'s session signs in, if anyone."""
+    return t.cast("str | None", client.get("/me").json["user"])
+
+
 def make_oidc_app(
     store: Store, clock: FrozenClock, issuer: str, **config: t.Any
 ) -> tuple[Flask, OIDCProvider]:
@@ -211,6 +254,10 @@ def make_oidc_app(
     @app.get("/password-login/<name>")
     def password_login(name: str) -> t.Any:
         return jsonify(ok=login_user(users[name]))
+
+    @app.get("/fresh")
+    def fresh() -> t.Any:
+        return jsonify(fresh=login_fresh())
 
     @app.get("/csrf")
     def csrf() -> t.Any:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import math
 import typing as t
 
 import jwt
@@ -184,7 +185,8 @@ class LogoutTokenValidator:
             raise InvalidLogoutToken(
                 "The logout_token's signature is not valid."
             ) from None
-        except (jwt.InvalidTokenError, ValueError, TypeError):
+        except (jwt.PyJWTError, ValueError, TypeError):
+            # A key that does not fit the algorithm (curve, size) included.
             raise InvalidLogoutToken("The logout_token cannot be verified.") from None
         if not isinstance(payload, dict):
             raise InvalidLogoutToken("The logout_token's claims are not an object.")
@@ -237,7 +239,9 @@ def _number(payload: dict[str, t.Any], name: str) -> float | None:
     value = payload.get(name)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    number = float(value)
+    # JSON as Python reads it allows NaN and Infinity: no time is either.
+    return number if math.isfinite(number) else None
 
 
 def _string(payload: dict[str, t.Any], name: str) -> str:
