@@ -131,7 +131,7 @@ def create_app(test_config: Mapping[str, t.Any] | None = None) -> Flask:
         # Imported only then: Authlib serves nothing else.
         from .oidc import init_oidc
 
-        init_oidc(app, users)
+        init_oidc(app, signoff, users)
     _add_views(app, signoff, users)
     headers = {
         "Content-Security-Policy": "; ".join(

@@ -49,6 +49,8 @@ from flask_signoff.oidc import OIDCProvider
 from . import OIDC_SETTINGS
 
 if t.TYPE_CHECKING:
+    from flask_signoff import Signoff
+
     from .users import UserStore
 
 #: Where the local ``next`` waits while the browser is at the provider.
@@ -58,7 +60,7 @@ NEXT_KEY = "demo_oidc_next"
 DEFAULT_BASE_URL = "http://127.0.0.1:5000"
 
 
-def init_oidc(app: Flask, users: UserStore) -> OIDCProvider:
+def init_oidc(app: Flask, signoff: Signoff, users: UserStore) -> OIDCProvider:
     """Add the provider's routes; every one of ``OIDC_SETTINGS`` must be set.
 
     The provider is kept as ``app.extensions["demo_oidc"]``, and its origin
@@ -86,12 +88,13 @@ def init_oidc(app: Flask, users: UserStore) -> OIDCProvider:
     client = oauth.create_client("idp")
     assert client is not None
 
-    provider = OIDCProvider(
-        issuer=issuer,
-        client_id=client_id,
-        post_logout_redirect_uri=f"{base_url}/login",
+    provider = signoff.register_provider(
+        OIDCProvider(
+            issuer=issuer,
+            client_id=client_id,
+            post_logout_redirect_uri=f"{base_url}/login",
+        )
     )
-    provider.init_app(app)
     app.extensions["demo_oidc"] = provider
     issuer_origin = "{0.scheme}://{0.netloc}".format(urlsplit(issuer))
     csp = app.extensions["demo_csp"]
