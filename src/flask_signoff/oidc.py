@@ -365,7 +365,8 @@ class OIDCProvider:
         A request without ``state`` leaves the kept one in place.
         """
         given = request.args.get("state")
-        if not given:
+        if not given or self.state_key not in session:
+            # Nothing to pop: an anonymous visit stays free of writes.
             return False
         expected = session.pop(self.state_key, None)
         return isinstance(expected, str) and hmac.compare_digest(

@@ -111,3 +111,10 @@ def test_logout_needs_the_csrf_token_as_before(app: Flask, idp: ProviderServer) 
     client, _ = sign_in_with_token(app, idp)
     assert client.post("/logout").status_code == 403
     assert signed_in(client) == "alice"
+
+
+@SQLITE_ONLY
+def test_a_state_on_a_fresh_visit_writes_nothing(app: Flask) -> None:
+    response = app.test_client().get("/login?state=anything")
+    assert response.json == {"state_ok": False}
+    assert "Set-Cookie" not in response.headers

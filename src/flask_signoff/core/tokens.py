@@ -205,11 +205,8 @@ class TokenLifecycle:
             auth_stamp=auth_stamp,
         )
         if link is not None:
-            family.oidc_iss, family.oidc_sid, family.oidc_sub = (
-                link.iss,
-                link.sid,
-                link.sub,
-            )
+            family.oidc_iss, family.oidc_sid = link.iss, link.sid
+            family.oidc_sub = link.sub
         refresh_token = new_secret(self.store.user_tag(user_id))
         first = RefreshRecord(
             key=hash_secret(refresh_token),
