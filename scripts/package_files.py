@@ -5,7 +5,7 @@
 The wheel holds the package only, with every file of ``src/flask_signoff``
 (modules, ``py.typed``, the Lua scripts, ``static/``, ``templates/``); the
 sdist holds what a packager needs to rebuild and test, and no virtualenv,
-benchmark results, instance folder or bytecode.
+benchmark results, instance folder, bytecode or ``node_modules``.
 """
 
 from __future__ import annotations
@@ -31,8 +31,15 @@ SDIST_REQUIRED = (
     "tests/conftest.py",
     "docs/index.md",
     "examples/demo/__init__.py",
+    "tests/oidc_provider/package-lock.json",
 )
-SDIST_FORBIDDEN = (".venv/", "benchmarks/results/", "instance/", "__pycache__/")
+SDIST_FORBIDDEN = (
+    ".venv/",
+    "benchmarks/results/",
+    "instance/",
+    "__pycache__/",
+    "node_modules/",
+)
 
 
 def package_files() -> set[str]:

@@ -6,10 +6,13 @@
 #
 #   bash scripts/test.sh [pytest arguments]
 #
-# System packages (redis-server, chromium, chromium-driver, and wrk for the
-# benchmark smoke run) are installed with apt-get when missing; PostgreSQL's
-# binaries come from the machine (initdb, pg_ctl). The tests start and stop
-# their own servers on 127.0.0.1.
+# System packages (redis-server, chromium, chromium-driver, wrk for the
+# benchmark smoke run, and Node.js with npm) are installed with apt-get when
+# missing; PostgreSQL's binaries come from the machine (initdb, pg_ctl).
+# The OpenID Connect provider of the demo's tests (panva's oidc-provider) is
+# installed from the npm registry into tests/oidc_provider/node_modules, as
+# its lock file pins it. The tests start and stop their own servers on
+# 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +21,8 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v wrk >/dev/null || need+=(wrk)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
 if ((${#need[@]})); then
     if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
     echo "Installing ${need[*]} with apt-get"
@@ -31,6 +36,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
+echo "== npm ci tests/oidc_provider"
+npm ci --prefix tests/oidc_provider --no-audit --no-fund --loglevel=error >/dev/null
 
 paths=(src tests)
 for d in examples benchmarks scripts; do [ -d "$d" ] && paths+=("$d"); done

@@ -12,6 +12,9 @@
 - ``redis_server``, ``redis_cluster``, ``postgres_server``: the real
   servers, started once per test session on free loopback ports and stopped
   at the end even when tests fail (:mod:`tests.support.servers`).
+- ``oidc_demo``: the demo under ``flask run``, signed in through a real
+  OpenID Connect provider (panva's ``oidc-provider``), both started once
+  per test session (:mod:`tests.support.oidc_demo`).
 
 Helpers that are not fixtures live in :mod:`tests.support`.
 
@@ -41,6 +44,7 @@ from flask_signoff.core.store import Store
 from flask_signoff.stores.sql import SQLStore
 from tests.support.apps import make_app
 from tests.support.backends import BACKENDS, SERVER_BACKENDS, Backend, open_backend
+from tests.support.oidc_demo import OIDCDemo, run_oidc_demo
 from tests.support.servers import (
     PostgresServer,
     RedisCluster,
@@ -79,6 +83,7 @@ SERVER_FIXTURES = frozenset(
         "outage_redis",
         "outage_postgres",
         "demo_server",
+        "oidc_demo",
     }
 )
 #: Fixtures that drive a real browser: a test that uses one is ``browser``.
@@ -191,3 +196,12 @@ def postgres_server() -> Iterator[PostgresServer]:
     # folders are 0700 root.
     with started(lambda: PostgresServer(tempfile.mkdtemp(prefix="signoff-pg-"))) as pg:
         yield pg
+
+
+@pytest.fixture(scope="session", name="oidc_demo")
+def oidc_demo_fixture(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OIDCDemo]:
+    """The demo and the OpenID Connect provider it signs in through."""
+    with run_oidc_demo(str(tmp_path_factory.mktemp("oidc"))) as servers:
+        yield servers

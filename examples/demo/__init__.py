@@ -11,6 +11,10 @@ Configuration comes from the environment through
 Without ``FLASK_SECRET_KEY`` a key is generated once into the instance folder
 (file mode 0600). ``SIGNOFF_DEMO_INSTANCE_PATH`` moves the instance folder.
 
+Sign-in through an OpenID Connect provider, with single sign-out both ways,
+is on when ``FLASK_DEMO_OIDC_ISSUER``, ``FLASK_DEMO_OIDC_CLIENT_ID`` and
+``FLASK_DEMO_OIDC_CLIENT_SECRET`` are set (:mod:`examples.demo.oidc`).
+
 Cookies on plain http: the session cookie is ``Secure`` (``__Host-session``)
 by default, which browsers do not reliably keep over ``http://``. Under the
 ``flask`` command (the development server) or in debug mode the demo turns
@@ -51,13 +55,23 @@ MAX_USERNAME = 64
 #: Longest password accepted (argon2 copes, but a megabyte form is abuse).
 MAX_PASSWORD = 1024
 
+#: The Content-Security-Policy, directive by directive. No inline script
+#: anywhere: the cross-tab script is a file of our own.
+CONTENT_SECURITY_POLICY = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+    "base-uri": "'none'",
+    "object-src": "'none'",
+}
+#: The settings that turn sign-in through an OpenID Connect provider on
+#: (:mod:`examples.demo.oidc`); all three are needed.
+OIDC_SETTINGS = ("DEMO_OIDC_ISSUER", "DEMO_OIDC_CLIENT_ID", "DEMO_OIDC_CLIENT_SECRET")
+
 SECURITY_HEADERS = {
-    # No inline script anywhere: the cross-tab script is a file of our own.
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; "
-        "img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-        "base-uri 'none'; object-src 'none'"
-    ),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
@@ -112,11 +126,23 @@ def create_app(test_config: Mapping[str, t.Any] | None = None) -> Flask:
 
     app.register_blueprint(logout_blueprint())
     app.register_blueprint(api_tokens.bp)
+    app.extensions["demo_csp"] = dict(CONTENT_SECURITY_POLICY)
+    if all(app.config.get(key) for key in OIDC_SETTINGS):
+        # Imported only then: Authlib serves nothing else.
+        from .oidc import init_oidc
+
+        init_oidc(app, signoff, users)
     _add_views(app, signoff, users)
+    headers = {
+        "Content-Security-Policy": "; ".join(
+            f"{name} {value}" for name, value in app.extensions["demo_csp"].items()
+        ),
+        **SECURITY_HEADERS,
+    }
 
     @app.after_request
     def security_headers(response: Response) -> Response:
-        for name, value in SECURITY_HEADERS.items():
+        for name, value in headers.items():
             response.headers.setdefault(name, value)
         return response
 
@@ -215,7 +241,12 @@ def _add_views(app: Flask, signoff: Signoff, users: UserStore) -> None:
         next_url = request.values.get("next")
         next_url = next_url if is_safe_redirect(next_url) else None
         if request.method == "GET":
-            return render_template("login.html", next=next_url)
+            # Back from the provider's end-session endpoint, with our state.
+            provider = app.extensions.get("demo_oidc")
+            signed_out = provider is not None and provider.check_logout_state()
+            return render_template(
+                "login.html", next=next_url, signed_out_at_provider=signed_out
+            )
         username = request.form.get("username", "")
         password = request.form.get("password", "")
         # Reserved before the password is checked (429 when none is left):

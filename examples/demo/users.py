@@ -13,13 +13,21 @@ delete the file (or let ``revoke_user`` run before every deletion).
 
 A user's security stamp is the argon2 hash read with their row, so a session
 or token signed in with the old password ends once the password changes.
+
+A user who signed in through an OpenID Connect provider is linked to it by
+the provider's ``(issuer, subject)`` in ``demo_oidc_identities``, never by
+name: a provider account called like a local user does not become that user.
+Such a user has no usable password (their hash column holds a marker no
+password verifies against).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import secrets
 import time
+from collections.abc import Iterable
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -39,6 +47,18 @@ users_table = sa.Table(
     # Without it SQLite gives a deleted user's id (the highest) to the next.
     sqlite_autoincrement=True,
 )
+
+oidc_identities_table = sa.Table(
+    "demo_oidc_identities",
+    metadata,
+    sa.Column("issuer", sa.Text, primary_key=True),
+    sa.Column("subject", sa.Text, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("demo_users.id"), nullable=False),
+)
+
+#: How the password column of a user without a password starts: no argon2
+#: hash does, so no password ever verifies against it.
+NO_PASSWORD = "!no-password:"
 
 
 def _create_private_sqlite_file(url: str) -> None:
@@ -146,7 +166,8 @@ class UserStore:
             row = conn.execute(
                 sa.select(users_table).where(users_table.c.username == username)
             ).first()
-        if row is None:
+        if row is None or row.password_hash.startswith(NO_PASSWORD):
+            # As long as a wrong password: nobody learns who has none.
             self._verify(self._dummy_hash, password)
             return None
         if not self._verify(row.password_hash, password):
@@ -156,6 +177,68 @@ class UserStore:
             # A new hash is a new stamp: the user's other sessions end.
             password_hash = self.set_password(row.id, password)
         return User(row.id, row.username, password_hash)
+
+    def oidc_user(
+        self, issuer: str, subject: str, names: Iterable[str | None]
+    ) -> User | None:
+        """The user linked to ``(issuer, subject)``, created on first sign-in.
+
+        A new user takes the first of ``names`` that is free (and of 1 to 64
+        characters) and gets no usable password. ``None`` if every name is
+        taken. Two first sign-ins at once end with one user: the loser of the
+        race finds the winner's link.
+        """
+        user = self._linked_user(issuer, subject)
+        if user is not None:
+            return user
+        # Unique per user, so it is a security stamp like a hash.
+        no_password = NO_PASSWORD + secrets.token_urlsafe(16)
+        for name in names:
+            if not name or len(name) > 64:
+                continue
+            try:
+                with self.engine.begin() as conn:
+                    key = conn.execute(
+                        users_table.insert().values(
+                            username=name,
+                            password_hash=no_password,
+                            created_at=time.time(),
+                        )
+                    ).inserted_primary_key
+                    assert key is not None
+                    conn.execute(
+                        oidc_identities_table.insert().values(
+                            issuer=issuer, subject=subject, user_id=int(key[0])
+                        )
+                    )
+            except sa.exc.IntegrityError:
+                # The name is taken, or a concurrent first sign-in linked
+                # this identity: in that case theirs is the user.
+                user = self._linked_user(issuer, subject)
+                if user is not None:
+                    return user
+                continue
+            return User(int(key[0]), name, no_password)
+        return None
+
+    def _linked_user(self, issuer: str, subject: str) -> User | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(
+                    users_table.c.id,
+                    users_table.c.username,
+                    users_table.c.password_hash,
+                )
+                .join(
+                    oidc_identities_table,
+                    oidc_identities_table.c.user_id == users_table.c.id,
+                )
+                .where(
+                    oidc_identities_table.c.issuer == issuer,
+                    oidc_identities_table.c.subject == subject,
+                )
+            ).first()
+        return User(row.id, row.username, row.password_hash) if row else None
 
     def check_password(self, user: User, password: str) -> bool:
         return self.authenticate(user.username, password) is not None

@@ -11,9 +11,10 @@ import itertools
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 import pytest
+
+from tests.support.browser import page_text, submit, wait_for_path
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -25,25 +26,6 @@ PASSWORD = "correct horse battery"
 _names = itertools.count(1)
 
 NewBrowser = Callable[[], "WebDriver"]
-
-
-def wait_for_path(driver: WebDriver, path: str, timeout: float = 5) -> None:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(driver, timeout).until(
-        lambda d: urlsplit(d.current_url).path == path,
-        message=f"expected {path}, still on {driver.current_url}",
-    )
-
-
-def submit(driver: WebDriver, fields: dict[str, str], button: str) -> None:
-    from selenium.webdriver.common.by import By
-
-    for name, value in fields.items():
-        element = driver.find_element(By.NAME, name)
-        element.clear()
-        element.send_keys(value)
-    driver.find_element(By.CSS_SELECTOR, button).click()
 
 
 def register(driver: WebDriver, base: str) -> str:
@@ -58,12 +40,6 @@ def sign_in(driver: WebDriver, base: str, username: str, query: str = "") -> Non
     driver.get(f"{base}/login{query}")
     submit(driver, {"username": username, "password": PASSWORD}, "main button")
     wait_for_path(driver, "/")
-
-
-def page_text(driver: WebDriver) -> str:
-    from selenium.webdriver.common.by import By
-
-    return str(driver.find_element(By.TAG_NAME, "body").text)
 
 
 def test_sign_in_and_out_then_back_shows_nothing_private(

@@ -16,8 +16,15 @@ a ``conftest.py`` or another test module:
 ``counting``        ``CountingStore``: a real store that counts its calls
 ``cookies``         the session cookie a client holds; a thief's copy
 ``forms``           ``csrf_token``, ``post_form``
-``servers``         real Redis, Redis Cluster and PostgreSQL on free ports
+``servers``         real Redis, Redis Cluster, PostgreSQL and an OpenID
+                    Connect provider on free ports; the demo under ``flask
+                    run`` (``flask_demo``)
+``oidc``            an OpenID Connect provider's documents served on
+                    loopback, logout tokens signed claim by claim
+``oidc_demo``       the demo and a real OpenID Connect provider
+                    (``run_oidc_demo``, the provider's ``ACCOUNTS``, ``Agent``)
 ``gunicorn_demo``   the demo under gunicorn, and a browser over sockets
+``browser``         steps of the browser tests: ``submit``, ``page_text``...
 ``load``            the load of the outage tests, in a process of its own
 ``docs``            the code blocks of the documentation pages, to run them
 ``oidc``            an OpenID Connect provider's documents served on

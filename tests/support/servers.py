@@ -1,4 +1,5 @@
-"""Real servers for the store tests: Redis, a Redis Cluster, PostgreSQL.
+"""Real servers for the tests: Redis, a Redis Cluster, PostgreSQL, and an
+OpenID Connect provider (panva's ``oidc-provider`` on Node.js).
 
 Each server runs on 127.0.0.1 on a free port, in a temporary folder, and is
 stopped by the fixture that started it (``tests/conftest.py``), whatever the
@@ -10,7 +11,8 @@ data folder.
 (``SIGSTOP``/``SIGCONT``), as a hung machine would: connections stay open and
 new ones are even accepted by the kernel, but nothing answers.
 
-A missing server binary skips the tests that need it, unless
+A missing server binary (or ``oidc-provider`` not installed by ``npm ci
+--prefix tests/oidc_provider``) skips the tests that need it, unless
 ``SIGNOFF_REQUIRE_SERVERS=1`` (set in CI): then it is an error, so a CI image
 that lost its servers cannot turn the store suite green by skipping it.
 """
@@ -31,6 +33,8 @@ from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
+#: The repository's root.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: System user that runs PostgreSQL when the tests run as root (initdb refuses
 #: to run as root).
 PG_USER = "signoff-pg"
@@ -498,8 +502,153 @@ def _current_user() -> str:
     return getpass.getuser()
 
 
+# -- OpenID Connect provider ----------------------------------------------------
+
+#: The provider's folder: ``server.mjs``, ``package.json`` and the lock file;
+#: ``node_modules`` comes from ``npm ci --prefix tests/oidc_provider``.
+OIDC_PROVIDER_DIR = os.path.join(ROOT, "tests", "oidc_provider")
+
+
+class OIDCProviderServer:
+    """panva's ``oidc-provider`` (OpenID Certified), in memory, on loopback.
+
+    The issuer is ``http://127.0.0.1:<port>``. One confidential client is
+    registered (``client_secret_basic``) for the app at ``client_base``: its
+    redirect URI ``/login/oidc/callback``, post-logout redirect URI
+    ``/login``, and back-channel logout URI ``/backchannel-logout`` with
+    ``backchannel_logout_session_required``. ``accounts`` maps a username to
+    ``{"password", "sub", "preferred_username"}``; the sign-in page checks
+    the password. Back-channel logout calls that fail are logged to
+    ``log``.
+    """
+
+    def __init__(
+        self,
+        directory: str,
+        *,
+        client_base: str,
+        client_id: str,
+        client_secret: str,
+        accounts: dict[str, dict[str, str]],
+        port: int | None = None,
+    ) -> None:
+        node = shutil.which("node")
+        if node is None:
+            raise ServerMissing("node")
+        installed = os.path.join(OIDC_PROVIDER_DIR, "node_modules", "oidc-provider")
+        if not os.path.isdir(installed):
+            raise ServerMissing("oidc-provider (npm ci --prefix tests/oidc_provider)")
+        self.node = node
+        self.directory = directory
+        self.port = port if port is not None else free_port()
+        self.client_base = client_base
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.accounts = accounts
+        self.log = os.path.join(directory, "oidc-provider.log")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def issuer(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def metadata(self) -> dict[str, t.Any]:
+        """The discovery document."""
+        import json
+        import urllib.request
+
+        url = f"{self.issuer}/.well-known/openid-configuration"
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return json.load(response)  # type: ignore[no-any-return]
+
+    def start(self, timeout: float = 20) -> None:
+        import json
+
+        _refuse_unless_slow(f"oidc-provider :{self.port}")
+        env = dict(os.environ)
+        env.update(
+            OIDC_PORT=str(self.port),
+            OIDC_CLIENT_BASE=self.client_base,
+            OIDC_CLIENT_ID=self.client_id,
+            OIDC_CLIENT_SECRET=self.client_secret,
+            OIDC_ACCOUNTS=json.dumps(self.accounts),
+        )
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [self.node, "server.mjs"],
+                cwd=OIDC_PROVIDER_DIR,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for(
+            lambda: self.metadata()["issuer"] == self.issuer,
+            timeout,
+            f"oidc-provider :{self.port}",
+            self.proc,
+        )
+
+    def stop(self) -> None:
+        _terminate(self.proc)
+        self.proc = None
+
+    def read_log(self) -> str:
+        with open(self.log, errors="replace") as f:
+            return f.read()
+
+
+# -- The demo under its development command ----------------------------------
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=1) as response:
+        return response.status == 200  # type: ignore[no-any-return]
+
+
 @contextlib.contextmanager
-def running(server: RedisServer | RedisCluster | PostgresServer) -> Iterator[None]:
+def flask_demo(
+    instance: str, *, port: int | None = None, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """Run ``flask --app examples.demo run`` on loopback; yield its base URL.
+
+    The demo keeps its files in ``instance``; ``env`` adds settings
+    (``FLASK_...``). The server's output goes to ``instance/server.log``.
+    """
+    import sys
+
+    port = port if port is not None else free_port()
+    _refuse_unless_slow(f"flask run :{port}")
+    environ = dict(os.environ)
+    environ["PYTHONPATH"] = os.pathsep.join([os.path.join(ROOT, "src"), ROOT])
+    environ["SIGNOFF_DEMO_INSTANCE_PATH"] = instance
+    for key in ("FLASK_SECRET_KEY", "FLASK_SIGNOFF_COOKIE_SECURE", "FLASK_DEBUG"):
+        environ.pop(key, None)
+    environ.update(env or {})
+    command = [sys.executable, "-m", "flask", "--app", "examples.demo", "run"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    log = os.path.join(instance, "server.log")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            command, cwd=ROOT, env=environ, stdout=out, stderr=subprocess.STDOUT
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            wait_for(lambda: _answers(f"{base}/login"), 20, "the demo server", proc)
+        except RuntimeError as e:
+            with open(log, errors="replace") as f:
+                raise RuntimeError(f"{e}:\n{f.read()}") from None
+        yield base
+    finally:
+        _terminate(proc)
+
+
+@contextlib.contextmanager
+def running(
+    server: RedisServer | RedisCluster | PostgresServer | OIDCProviderServer,
+) -> Iterator[None]:
     """Start ``server``; stop it on the way out, whatever happened."""
     try:
         server.start()
@@ -510,7 +659,9 @@ def running(server: RedisServer | RedisCluster | PostgresServer) -> Iterator[Non
             server.cleanup()
 
 
-AnyServer = t.TypeVar("AnyServer", RedisServer, RedisCluster, PostgresServer)
+AnyServer = t.TypeVar(
+    "AnyServer", RedisServer, RedisCluster, PostgresServer, OIDCProviderServer
+)
 
 
 @contextlib.contextmanager
