@@ -29,6 +29,23 @@ def test_version_is_written_in_one_place() -> None:
     assert not re.search(r"^version\s*=", pyproject, re.M)
 
 
+def test_changelog_names_the_version_being_made() -> None:
+    # The Pallets layout: "## Version X.Y.Z", then "Unreleased" or
+    # "Released YYYY-MM-DD"; the top section is the version in the code.
+    changes = (ROOT / "CHANGES.md").read_text(encoding="utf-8")
+    sections = re.findall(
+        r"^## Version (\S+)\n\n(Unreleased|Released \d{4}-\d{2}-\d{2})$", changes, re.M
+    )
+    assert sections, "CHANGES.md has no '## Version X.Y.Z' section"
+    assert len(sections) == changes.count("\n## ")
+    top, status = sections[0]
+    release = re.sub(
+        r"((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?$", "", flask_signoff.__version__
+    )
+    assert top == release
+    assert (status == "Unreleased") == (".dev" in flask_signoff.__version__)
+
+
 def test_package_is_marked_typed() -> None:
     assert (ROOT / "src" / "flask_signoff" / "py.typed").is_file()
     metadata = importlib.metadata.metadata("flask-signoff")
