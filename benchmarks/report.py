@@ -70,6 +70,18 @@ def _f(value: float, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _targets(add: t.Callable[[str], None], targets: list[dict] | None) -> None:
+    if not targets:
+        return
+    add("Targets:\n")
+    add("| target | goal | measured | met |")
+    add("|---|---|---:|:---:|")
+    for row in targets:
+        met = "yes" if row["met"] else "no"
+        add(f"| {row['what']} | {row['goal']} | {_f(row['value'], 2)} | {met} |")
+    add("")
+
+
 def markdown(results: dict[str, t.Any]) -> str:
     lines: list[str] = []
     add = lines.append
@@ -119,17 +131,7 @@ def markdown(results: dict[str, t.Any]) -> str:
                     f"| {_f(row['overhead_us'], 1)} | {_f(row['ratio'], 2)} |"
                 )
             add("")
-        targets = get.get("targets")
-        if targets:
-            add("Targets:\n")
-            add("| target | goal | measured | met |")
-            add("|---|---|---:|:---:|")
-            for row in targets:
-                met = "yes" if row["met"] else "no"
-                add(
-                    f"| {row['what']} | {row['goal']} | {_f(row['value'], 2)} | {met} |"
-                )
-            add("")
+        _targets(add, get.get("targets"))
 
     cycle = results.get("cycle")
     if cycle:
@@ -161,6 +163,7 @@ def markdown(results: dict[str, t.Any]) -> str:
                 f"| {_f(row['rss_mib'], 1)} |"
             )
         add("")
+        _targets(add, http.get("targets"))
 
     scale = results.get("scale")
     if scale:
