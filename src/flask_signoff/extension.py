@@ -47,7 +47,7 @@ from .core.records import SessionRecord
 from .core.store import Store
 from .core.throttle import Attempt, ReservedAttempts
 from .core.tokens import RevokeOutcome, TokenPair
-from .csrf import init_csrf
+from .csrf import finish_response, init_csrf, protect_app
 from .exceptions import ConfigError, StoreUnavailable, TokenError, TooManyAttempts
 from .login import user_context_processor, user_id_of
 from .mixins import AnonymousUserMixin
@@ -156,8 +156,8 @@ class Signoff:
         app.session_interface = state.interface
         # Flask-Login's attribute, which apps and extensions look up.
         app.login_manager = self  # type: ignore[attr-defined]
-        app.before_request(refuse_if_store_unavailable)
-        app.after_request(_settle_attempts)
+        app.before_request(_before_request)
+        app.after_request(_after_request)
         app.register_error_handler(StoreUnavailable, store_unavailable_response)
         app.register_error_handler(TokenError, token_error_response)
         app.register_error_handler(TooManyAttempts, too_many_attempts_response)
@@ -475,10 +475,24 @@ def _reserve(username: str, ip: str | None, *, settle: bool) -> Attempt:
     return attempt
 
 
-def _settle_attempts(response: Response) -> Response:
-    """Give back the attempts of ``check_throttle`` whose request succeeded."""
+def _before_request() -> Response | None:
+    """Before every view: 503 if the session could not be opened, then the
+    app-wide CSRF check. (One hook rather than one per concern: Flask's
+    dispatch of each hook costs every request.)"""
+    refused = refuse_if_store_unavailable()
+    if refused is not None:
+        return refused
+    protect_app()
+    return None
+
+
+def _after_request(response: Response) -> Response:
+    """After every view: what CSRF tokens need, then the attempts of
+    ``check_throttle`` settled."""
     current = peek_request_state()
+    response = finish_response(response, current)
     if current is not None and current.attempts is not None:
+        # Given back when the request succeeded.
         for error in current.attempts.settle(succeeded=response.status_code < 400):
             logger.warning("Could not give back a sign-in attempt: %s", error)
     return response
