@@ -91,3 +91,49 @@ def test_cookie_app_loads_no_pyjwt(tmp_path: Path) -> None:
     loaded = _loaded(code, tmp_path)
     assert "jwt" not in loaded
     assert "cryptography" not in loaded
+
+
+_SERVE_LATER = """
+    import sqlite3, time
+    later = time.time() + 120
+    app.extensions["signoff"].lifecycle.clock = lambda: later
+    client.set_cookie("session", COOKIE)
+    assert client.get("/me").get_data(as_text=True) == "1"
+    seen = sqlite3.connect(PATH).execute(
+        "SELECT last_seen_at FROM signoff_sessions"
+    ).fetchone()[0]
+    assert seen == later, (seen, later)
+"""
+
+
+def test_cookie_requests_on_sqlite_load_no_sqlalchemy(tmp_path: Path) -> None:
+    """A worker that serves signed-in requests on SQLite, touches included,
+    reads and writes through ``sqlite3`` alone; signing in may load
+    SQLAlchemy, in another worker."""
+    path = tmp_path / "s.sqlite3"
+    sign_in = """
+    response = client.post("/login")
+    assert response.status_code == 200
+    print(response.headers["Set-Cookie"].split(";")[0].split("=", 1)[1])
+    """
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(_COOKIE_APP.format(path=path, steps=sign_in)),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    cookie = result.stdout.strip().splitlines()[-1]
+    # Two minutes later: the session is due a touch.
+    serve = _SERVE_LATER.replace("COOKIE", repr(cookie)).replace(
+        "PATH", repr(str(path))
+    )
+    loaded = _loaded(_COOKIE_APP.format(path=path, steps=serve), tmp_path)
+    assert "sqlalchemy" not in loaded
+    assert "jwt" not in loaded

@@ -2,16 +2,18 @@
 
 Two reads run on nearly every request: the session by its key (a cookie
 request) and :meth:`~flask_signoff.core.store.Store.access_state` (a Bearer
-request). Each is one statement, compiled once (:class:`HotQueries`), and
-run straight on the driver:
+request). Each is one statement, run straight on the driver:
 
 - SQLite (:class:`SQLiteReads`): on a connection of the calling thread,
-  opened exactly as the engine opens its own (:mod:`.sqlite`), with no
-  explicit transaction: one statement reads one snapshot. A forked child
-  never uses, nor closes, its parent's connections.
+  opened as the engine opens its own (:mod:`.sqlite`), with no explicit
+  transaction: one statement reads one snapshot. A forked child never uses,
+  nor closes, its parent's connections. The statements are written here
+  (:class:`SQLiteQueries`), and neither these reads nor the touch of a
+  session (one ``UPDATE``, its own transaction) need SQLAlchemy, which is
+  imported only when something else is done (:mod:`.lazy`).
 - PostgreSQL (:class:`PsycopgReads`): on a pooled connection in autocommit,
   so there is no ``BEGIN`` and no ``ROLLBACK`` round trip, as a prepared
-  statement.
+  statement compiled once (:class:`HotQueries`).
 
 Other drivers read through SQLAlchemy like every other call. Errors come out
 of these classes as the driver raised them: :meth:`.database.Database.one`,
@@ -22,19 +24,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
-from sqlalchemy.pool import PoolProxiedConnection
-from sqlalchemy.sql.compiler import SQLCompiler
-
-from .schema import Schema
+from ...core.records import SESSION_FIELDS
 from .sqlite import set_up_connection
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.pool import PoolProxiedConnection
+
+    from .schema import Schema
 
 Row = tuple[Any, ...]
 
@@ -45,9 +50,9 @@ Watch = Callable[[Any, Callable[[], None]], contextlib.AbstractContextManager[No
 
 
 class Query(NamedTuple):
-    """A statement compiled once for a dialect."""
+    """A statement in the driver's parameter style."""
 
-    #: The SQL text, in the driver's parameter style.
+    #: The SQL text.
     sql: str
     #: The names of its positional parameters, in order (SQLite's ``?``);
     #: empty when the style names them (psycopg's ``%(name)s``).
@@ -55,8 +60,60 @@ class Query(NamedTuple):
 
     @classmethod
     def compile(cls, stmt: sa.ClauseElement, engine: Engine) -> Query:
+        from sqlalchemy.sql.compiler import SQLCompiler
+
         compiled = cast(SQLCompiler, stmt.compile(dialect=engine.dialect))
         return cls(str(compiled), tuple(compiled.positiontup or ()))
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _column(name: str) -> str:
+    # Never quoted: SQLite reads a double-quoted name that matches no column
+    # as a string literal, so a column missing from an older database would
+    # read as its own name instead of failing (and being added).
+    if not re.fullmatch(r"[a-z_]+", name):  # pragma: no cover (ours)
+        raise ValueError(f"not a plain column name: {name!r}")
+    return name
+
+
+class SQLiteQueries:
+    """The statements of every request on SQLite, written without SQLAlchemy.
+
+    They name the tables and columns of :mod:`.schema` (the columns of
+    ``sessions`` are :data:`~flask_signoff.core.records.SESSION_FIELDS`, in
+    order); the store's tests run them against the tables SQLAlchemy makes.
+
+    :param prefix: the store's table prefix.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        sessions = _quoted(f"{prefix}sessions")
+        epochs = _quoted(f"{prefix}epochs")
+        revoked = _quoted(f"{prefix}revoked_families")
+        columns = ", ".join(_column(name) for name in SESSION_FIELDS)
+        # Only identifiers are formatted in; every value is bound.
+        #: The session of ``key``.
+        self.session = Query(
+            f"SELECT {columns} FROM {sessions} WHERE key = ?",  # noqa: S608
+            ("key",),
+        )
+        #: The epoch of ``user_id`` and whether ``family_id`` is revoked at
+        #: ``now``: one row, always.
+        self.access = Query(
+            f"SELECT (SELECT epoch FROM {epochs} WHERE user_id = ?), EXISTS ("  # noqa: S608
+            f"SELECT 1 FROM {revoked} WHERE family_id = ? AND user_id = ? "
+            "AND drop_at > ?)",
+            ("user_id", "family_id", "user_id", "now"),
+        )
+        #: Set ``last_seen_at`` and ``drop_at`` of the session ``key``.
+        self.touch = Query(
+            f"UPDATE {sessions} SET last_seen_at = ?, drop_at = ?"  # noqa: S608
+            " WHERE key = ?",
+            ("last_seen_at", "drop_at", "key"),
+        )
 
 
 class HotQueries:
@@ -67,6 +124,8 @@ class HotQueries:
     """
 
     def __init__(self, schema: Schema, engine: Engine) -> None:
+        import sqlalchemy as sa
+
         s, e, v = (schema.tables[name] for name in ("sessions", "epochs", "revoked"))
         #: The session of ``:key``.
         self.session_stmt = sa.select(s).where(s.c.key == sa.bindparam("key"))
@@ -100,19 +159,24 @@ if hasattr(os, "register_at_fork"):
 
 
 class SQLiteReads:
-    """One-statement reads on a SQLite connection per thread.
+    """One-statement reads (and touches) on a SQLite connection per thread.
 
-    :param engine: the store's engine, whose URL the connections open.
-    :param connect_args: the engine's ``connect_args``.
+    :param database: the file, as :func:`sqlite3.connect` takes it.
+    :param connect_args: the other arguments of :func:`sqlite3.connect`.
+    :param prefix: the store's table prefix.
     """
 
-    def __init__(self, engine: Engine, connect_args: Mapping[str, Any]) -> None:
-        self._engine = engine
+    def __init__(
+        self, database: str, connect_args: Mapping[str, Any], prefix: str
+    ) -> None:
+        self._database = database
         self._connect_args = dict(connect_args)
         self._local = threading.local()
         self._lock = threading.Lock()
         self._conns: list[sqlite3.Connection] = []
         self._generation = 0
+        #: The statements run here.
+        self.queries = SQLiteQueries(prefix)
         _SQLITE_READERS.add(self)
 
     def connection(self) -> sqlite3.Connection:
@@ -122,11 +186,7 @@ class SQLiteReads:
         conn: sqlite3.Connection | None = getattr(local, "conn", None)
         if conn is not None and local.generation == self._generation:
             return conn
-        engine = self._engine
-        cargs, cparams = engine.dialect.create_connect_args(engine.url)
-        cparams.update(self._connect_args)
-        connect: Callable[..., sqlite3.Connection] = sqlite3.connect
-        conn = connect(*cargs, **cparams)
+        conn = sqlite3.connect(self._database, **self._connect_args)
         try:
             set_up_connection(conn)
         except BaseException:
@@ -144,6 +204,14 @@ class SQLiteReads:
         """
         args = tuple([params[name] for name in query.order])  # no generator
         return cast("Row | None", self.connection().execute(query.sql, args).fetchone())
+
+    def change(self, query: Query, params: Mapping[str, Any]) -> int:
+        """Run one ``UPDATE`` (its own transaction); the rows it changed.
+
+        :raises sqlite3.Error: as the driver raised it.
+        """
+        args = tuple([params[name] for name in query.order])
+        return self.connection().execute(query.sql, args).rowcount
 
     def close(self) -> None:
         """Close every thread's connection; the next read opens a new one."""

@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from typing import TYPE_CHECKING, Any
 
 from ...core.records import (
     AccessState,
@@ -31,7 +28,7 @@ from ...core.records import (
 from ...core.store import Store
 from ...exceptions import StoreError
 from .database import Database
-from .fast import HotQueries
+from .lazy import LazyModule
 from .schema import (
     family_from_row,
     family_values,
@@ -40,6 +37,14 @@ from .schema import (
     session_from_row,
     session_values,
 )
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Connection, Engine
+
+    from .schema import Schema
+else:
+    sa = LazyModule("sqlalchemy")
 
 
 def _rowcount(stmt: sa.Executable) -> Callable[[Connection], int]:
@@ -82,26 +87,40 @@ class SQLStore(Store):
         **_ignored: Any,
     ) -> None:
         self._db = db = Database(url, table_prefix, timeout, engine_options)
-        #: The SQLAlchemy URL, with its driver.
-        self.url = db.url
         #: ``"sqlite"`` or ``"postgresql"``.
         self.dialect = db.dialect
         #: Seconds a call may wait (see the class's parameters).
         self.timeout = timeout
-        #: The SQLAlchemy engine.
-        self.engine = db.engine
-        #: The tables (:class:`~flask_signoff.stores.sql.schema.Schema`).
-        self.schema = db.schema
-        #: The :class:`sqlalchemy.MetaData` of the tables.
-        self.metadata = db.schema.metadata
-        #: The tables by short name (``self.t["sessions"]``).
-        self.t = db.schema.tables
         #: The one-statement reads of every request
         #: (:mod:`flask_signoff.stores.sql.fast`): on SQLite's own driver, a
         #: connection per thread; on psycopg, prepared statements; ``None``
         #: on other drivers, whose reads go through SQLAlchemy.
         self.fast_reads = db.fast_reads
-        self._queries = HotQueries(db.schema, self.engine)
+
+    # SQLAlchemy's objects, made on first use: on SQLite the reads and
+    # touches of every request need none of them (see .lazy).
+
+    @property
+    def url(self) -> sa.URL:
+        """The SQLAlchemy URL, with its driver."""
+        return self._db.url
+
+    @property
+    def engine(self) -> Engine:
+        return self._db.engine
+
+    @property
+    def schema(self) -> Schema:
+        return self._db.schema
+
+    @property
+    def metadata(self) -> sa.MetaData:
+        return self._db.schema.metadata
+
+    @property
+    def t(self) -> dict[str, sa.Table]:
+        """The tables by short name (``self.t["sessions"]``)."""
+        return self._db.schema.tables
 
     def create_schema(self) -> None:
         """Create the tables if they are missing, and add the columns of
@@ -161,8 +180,7 @@ class SQLStore(Store):
     # -- sessions ----------------------------------------------------------------
 
     def get_session(self, key: str) -> SessionRecord | None:
-        q = self._queries
-        row = self._db.one("get_session", q.session, q.session_stmt, {"key": key})
+        row = self._db.one("get_session", "session", {"key": key})
         return None if row is None else session_from_row(row)
 
     def _insert_session(
@@ -205,6 +223,10 @@ class SQLStore(Store):
         return self._db.write("update_session", _rowcount(stmt)) == 1
 
     def touch_session(self, key: str, last_seen_at: float, drop_at: float) -> bool:
+        params = {"key": key, "last_seen_at": last_seen_at, "drop_at": drop_at}
+        touched = self._db.touch("touch_session", params)
+        if touched is not None:  # one UPDATE on SQLite's fast path
+            return touched == 1
         s = self.t["sessions"]
         stmt = (
             sa.update(s)
@@ -466,9 +488,8 @@ class SQLStore(Store):
         return self._db.write("release", _rowcount(stmt)) == 1
 
     def access_state(self, user_id: str, family_id: str, now: float) -> AccessState:
-        q = self._queries
         params = {"user_id": user_id, "family_id": family_id, "now": now}
-        row = self._db.one("access_state", q.access, q.access_stmt, params)
+        row = self._db.one("access_state", "access", params)
         assert row is not None  # a SELECT without FROM always has its row
         epoch, revoked = row
         return AccessState(epoch=int(epoch or 0), family_revoked=bool(revoked))
