@@ -133,7 +133,8 @@ class Database:
                 self.fast_reads = SQLiteReads(cargs[0], cparams, self.prefix)
         elif self.dialect == "postgresql" and driver == "psycopg":
             watch = self.watchdog.watch if self.watchdog else None
-            self.fast_reads = PsycopgReads(engine, watch)
+            connect_args = options.get("connect_args") or {}
+            self.fast_reads = PsycopgReads(engine, connect_args, watch)
         return engine
 
     @property

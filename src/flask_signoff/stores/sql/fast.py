@@ -29,7 +29,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, cast
 
 from ...core.records import SESSION_FIELDS
 from .sqlite import set_up_connection
@@ -37,7 +37,6 @@ from .sqlite import set_up_connection
 if TYPE_CHECKING:
     import sqlalchemy as sa
     from sqlalchemy.engine import Engine
-    from sqlalchemy.pool import PoolProxiedConnection
 
     from .schema import Schema
 
@@ -145,12 +144,12 @@ class HotQueries:
         self.access = Query.compile(self.access_stmt, engine)
 
 
-#: Readers with per-thread SQLite connections; a forked child drops its copies.
-_SQLITE_READERS: weakref.WeakSet[SQLiteReads] = weakref.WeakSet()
+#: Readers with per-thread connections; a forked child drops its copies.
+_READERS: weakref.WeakSet[_PerThread[Any]] = weakref.WeakSet()
 
 
 def _after_fork() -> None:
-    for reads in list(_SQLITE_READERS):
+    for reads in list(_READERS):
         reads._forget()
 
 
@@ -158,7 +157,64 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
 
 
-class SQLiteReads:
+C = TypeVar("C")
+
+
+class _PerThread(Generic[C]):
+    """A connection per thread, opened on first use by :meth:`_open` (and
+    again after :meth:`close`, :meth:`_drop`, or in a forked child, which
+    never uses, nor closes, its parent's connections)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._conns: list[C] = []
+        self._generation = 0
+        _READERS.add(self)
+
+    def _open(self) -> C:
+        raise NotImplementedError
+
+    def _close(self, conn: C) -> None:
+        raise NotImplementedError
+
+    def connection(self) -> C:
+        """This thread's connection."""
+        local = self._local
+        conn: C | None = getattr(local, "conn", None)
+        if conn is not None and local.generation == self._generation:
+            return conn
+        conn = self._open()
+        with self._lock:
+            self._conns.append(conn)
+            local.conn, local.generation = conn, self._generation
+        return conn
+
+    def _drop(self, conn: C) -> None:
+        """Close this thread's ``conn``; its next call opens a new one."""
+        self._local.conn = None
+        with self._lock:
+            if conn in self._conns:
+                self._conns.remove(conn)
+        self._close(conn)
+
+    def close(self) -> None:
+        """Close every thread's connection; the next call opens a new one."""
+        with self._lock:
+            conns, self._conns = self._conns, []
+            self._generation += 1
+        for conn in conns:
+            self._close(conn)
+
+    def _forget(self) -> None:
+        # In a forked child: never use (nor close) the parent's connections.
+        self._conns = []
+        self._generation += 1
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+
+class SQLiteReads(_PerThread[sqlite3.Connection]):
     """One-statement reads (and touches) on a SQLite connection per thread.
 
     :param database: the file, as :func:`sqlite3.connect` takes it.
@@ -169,33 +225,24 @@ class SQLiteReads:
     def __init__(
         self, database: str, connect_args: Mapping[str, Any], prefix: str
     ) -> None:
+        super().__init__()
         self._database = database
         self._connect_args = dict(connect_args)
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._conns: list[sqlite3.Connection] = []
-        self._generation = 0
         #: The statements run here.
         self.queries = SQLiteQueries(prefix)
-        _SQLITE_READERS.add(self)
 
-    def connection(self) -> sqlite3.Connection:
-        """This thread's connection, opened on first use (and again after
-        :meth:`close`, or in a forked child)."""
-        local = self._local
-        conn: sqlite3.Connection | None = getattr(local, "conn", None)
-        if conn is not None and local.generation == self._generation:
-            return conn
-        conn = sqlite3.connect(self._database, **self._connect_args)
+    def _open(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection = sqlite3.connect(self._database, **self._connect_args)
         try:
             set_up_connection(conn)
         except BaseException:
             conn.close()
             raise
-        with self._lock:
-            self._conns.append(conn)
-            local.conn, local.generation = conn, self._generation
         return conn
+
+    def _close(self, conn: sqlite3.Connection) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
 
     def one(self, query: Query, params: Mapping[str, Any]) -> Row | None:
         """The first row of ``query``, or ``None``.
@@ -213,78 +260,65 @@ class SQLiteReads:
         args = tuple([params[name] for name in query.order])
         return self.connection().execute(query.sql, args).rowcount
 
-    def close(self) -> None:
-        """Close every thread's connection; the next read opens a new one."""
-        with self._lock:
-            conns, self._conns = self._conns, []
-            self._generation += 1
-        for conn in conns:
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
 
-    def _forget(self) -> None:
-        # In a forked child: never use (nor close) the parent's connections.
-        self._conns = []
-        self._generation += 1
-        self._lock = threading.Lock()
-        self._local = threading.local()
+class PsycopgReads(_PerThread[Any]):
+    """One-statement reads as prepared statements, on a psycopg connection
+    per thread kept in autocommit: no pool checkout, no ``BEGIN``, no
+    ``ROLLBACK``, nothing to switch per call.
 
-
-class PsycopgReads:
-    """One-statement reads as prepared statements on pooled connections.
-
-    :param engine: the store's engine (``postgresql+psycopg``).
+    :param engine: the store's engine (``postgresql+psycopg``), whose URL
+        the connections open.
+    :param connect_args: the engine's ``connect_args`` (timeouts).
     :param watch: the watchdog's :meth:`~.watchdog.Watchdog.watch`, if any.
     """
 
-    def __init__(self, engine: Engine, watch: Watch | None) -> None:
-        self._engine = engine
+    def __init__(
+        self, engine: Engine, connect_args: Mapping[str, Any], watch: Watch | None
+    ) -> None:
+        super().__init__()
+        dbapi = engine.dialect.loaded_dbapi
+        cargs, cparams = engine.dialect.create_connect_args(engine.url)
+        cparams.update(connect_args)
+        self._connect: Callable[[], Any] = lambda: dbapi.connect(
+            *cargs, **cparams, autocommit=True
+        )
         self._watch = watch
-        self._error: type[Exception] = engine.dialect.loaded_dbapi.Error
+        self._error: type[Exception] = dbapi.Error
 
-    def _watched(
-        self, dbapi_connection: Any, invalidate: Callable[[], None]
-    ) -> contextlib.AbstractContextManager[None]:
-        if self._watch is None:
-            return contextlib.nullcontext()
-        return self._watch(dbapi_connection, invalidate)
+    def _open(self) -> Any:
+        return self._connect()
+
+    def _close(self, conn: Any) -> None:
+        with contextlib.suppress(self._error):
+            conn.close()
 
     def one(self, query: Query, params: Mapping[str, Any]) -> Row | None:
         """The first row of ``query``, or ``None``.
 
-        :raises psycopg.Error: as the driver raised it (the connection is
-            thrown away), or from the pool, unwrapped.
-        :raises sqlalchemy.exc.DBAPIError: the pooled connection was dead,
-            and so was the next one.
+        A connection found dead (the server restarted since it was last
+        used) is replaced and the read runs once more; a read is safe to
+        repeat. Any failed connection is closed, never reused.
+
+        :raises psycopg.Error: as the driver raised it.
         :raises CallOverrun: the watchdog ended the call (never run again).
         """
-        raw: PoolProxiedConnection = self._engine.raw_connection()
-        conn = raw.driver_connection
-        assert conn is not None
-        try:
-            with self._watched(raw.dbapi_connection, raw.invalidate):
-                conn.autocommit = True
-                try:
+        for last in (False, True):
+            conn = self.connection()
+            try:
+                with self._watched(conn):
                     cursor = conn.execute(query.sql, params, prepare=True)
                     return cast("Row | None", cursor.fetchone())
-                finally:
-                    conn.autocommit = False
-        except self._error as e:
-            raw.invalidate(e)
-            if not (conn.closed or getattr(conn, "broken", False)):
+            except self._error:
+                dead = conn.closed or getattr(conn, "broken", False)
+                self._drop(conn)
+                if last or not dead:
+                    raise
+            except BaseException:
+                self._drop(conn)  # ended by the watchdog, or interrupted
                 raise
-        finally:
-            raw.close()
-        # The pooled connection was dead: the server restarted since it was
-        # last used. Read again through SQLAlchemy, which on a dead
-        # connection also replaces every older one of the pool (and then
-        # Database.one runs this once more), as for every other read.
-        with (
-            self._engine.connect() as c,
-            self._watched(c.connection.dbapi_connection, c.invalidate),
-        ):
-            row = c.exec_driver_sql(query.sql, dict(params)).first()
-        return None if row is None else tuple(row)
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    def close(self) -> None:
-        """Nothing to close: the connections are the engine's pool's."""
+    def _watched(self, conn: Any) -> contextlib.AbstractContextManager[None]:
+        if self._watch is None:
+            return contextlib.nullcontext()
+        return self._watch(conn, lambda: self._drop(conn))
