@@ -11,9 +11,10 @@ request). Each is one statement, run straight on the driver:
   (:class:`SQLiteQueries`), and neither these reads nor the touch of a
   session (one ``UPDATE``, its own transaction) need SQLAlchemy, which is
   imported only when something else is done (:mod:`.lazy`).
-- PostgreSQL (:class:`PsycopgReads`): on a pooled connection in autocommit,
-  so there is no ``BEGIN`` and no ``ROLLBACK`` round trip, as a prepared
-  statement compiled once (:class:`HotQueries`).
+- PostgreSQL (:class:`PsycopgReads`): on connections of its own, kept in
+  autocommit, so there is no pool checkout, no ``BEGIN`` and no
+  ``ROLLBACK`` round trip, as a prepared statement compiled once
+  (:class:`HotQueries`).
 
 Other drivers read through SQLAlchemy like every other call. Errors come out
 of these classes as the driver raised them: :meth:`.database.Database.one`,
@@ -261,10 +262,14 @@ class SQLiteReads(_PerThread[sqlite3.Connection]):
         return self.connection().execute(query.sql, args).rowcount
 
 
-class PsycopgReads(_PerThread[Any]):
-    """One-statement reads as prepared statements, on a psycopg connection
-    per thread kept in autocommit: no pool checkout, no ``BEGIN``, no
+class PsycopgReads:
+    """One-statement reads as prepared statements, on psycopg connections of
+    their own kept in autocommit: no engine pool checkout, no ``BEGIN``, no
     ``ROLLBACK``, nothing to switch per call.
+
+    Idle connections wait in a stack (a ``pop`` and an ``append``, atomic
+    under the GIL), so there are never more than the reads ever running at
+    once; a forked child never uses its parent's.
 
     :param engine: the store's engine (``postgresql+psycopg``), whose URL
         the connections open.
@@ -275,7 +280,6 @@ class PsycopgReads(_PerThread[Any]):
     def __init__(
         self, engine: Engine, connect_args: Mapping[str, Any], watch: Watch | None
     ) -> None:
-        super().__init__()
         dbapi = engine.dialect.loaded_dbapi
         cargs, cparams = engine.dialect.create_connect_args(engine.url)
         cparams.update(connect_args)
@@ -284,41 +288,65 @@ class PsycopgReads(_PerThread[Any]):
         )
         self._watch = watch
         self._error: type[Exception] = dbapi.Error
-
-    def _open(self) -> Any:
-        return self._connect()
-
-    def _close(self, conn: Any) -> None:
-        with contextlib.suppress(self._error):
-            conn.close()
+        self._idle: list[Any] = []
+        self._pid = os.getpid()
+        self._generation = 0
 
     def one(self, query: Query, params: Mapping[str, Any]) -> Row | None:
         """The first row of ``query``, or ``None``.
 
         A connection found dead (the server restarted since it was last
-        used) is replaced and the read runs once more; a read is safe to
-        repeat. Any failed connection is closed, never reused.
+        used) throws away every idle one, which died with it, and the read
+        runs once more on a new one: a read is safe to repeat. Any failed
+        connection is closed, never reused.
 
         :raises psycopg.Error: as the driver raised it.
         :raises CallOverrun: the watchdog ended the call (never run again).
         """
         for last in (False, True):
-            conn = self.connection()
+            conn, generation = self._checkout()
             try:
                 with self._watched(conn):
-                    cursor = conn.execute(query.sql, params, prepare=True)
-                    return cast("Row | None", cursor.fetchone())
+                    row = conn.execute(query.sql, params, prepare=True).fetchone()
             except self._error:
-                dead = conn.closed or getattr(conn, "broken", False)
-                self._drop(conn)
-                if last or not dead:
+                self._discard(conn)
+                if last or not (conn.closed or getattr(conn, "broken", False)):
                     raise
+                self.close()
+                continue
             except BaseException:
-                self._drop(conn)  # ended by the watchdog, or interrupted
+                self._discard(conn)  # ended by the watchdog, or interrupted
                 raise
+            if generation == self._generation:
+                self._idle.append(conn)
+            else:  # closed meanwhile
+                self._discard(conn)
+            return cast("Row | None", row)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _checkout(self) -> tuple[Any, int]:
+        if self._pid != os.getpid():
+            # In a forked child: never use (nor close) the parent's.
+            self._idle, self._pid = [], os.getpid()
+            self._generation += 1
+        generation = self._generation
+        try:
+            return self._idle.pop(), generation
+        except IndexError:
+            return self._connect(), generation
+
+    def _discard(self, conn: Any) -> None:
+        with contextlib.suppress(self._error):
+            conn.close()
 
     def _watched(self, conn: Any) -> contextlib.AbstractContextManager[None]:
         if self._watch is None:
             return contextlib.nullcontext()
-        return self._watch(conn, lambda: self._drop(conn))
+        return self._watch(conn, lambda: self._discard(conn))
+
+    def close(self) -> None:
+        """Close the idle connections; those in use are closed when done."""
+        self._generation += 1
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            self._discard(conn)
