@@ -101,11 +101,12 @@ def markdown(results: dict[str, t.Any]) -> str:
     get = results.get("get")
     if get:
         add("## 1. Authenticated GET, in-process (WSGI app called directly)\n")
-        add("| contender | ops/s | µs/op | × bare Flask |")
-        add("|---|---:|---:|---:|")
+        add("| contender | ops/s | µs/op | CPU µs/op | × bare Flask |")
+        add("|---|---:|---:|---:|---:|")
         for _name, row in get["summary"].items():
             add(
                 f"| {row['label']} | {_f(row['ops'])} | {_f(row['us'], 1)} "
+                f"| {_f(row.get('cpu_us', float('nan')), 1)} "
                 f"| {_f(row['ratio'], 2)} |"
             )
         add("")
