@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -94,6 +95,7 @@ class Database:
         self._errors: ErrorTranslator | None = None
         self._queries: HotQueries | None = None
         self._schema_ready = False
+        self._engine_lock = threading.Lock()
         path = None
         if (
             self.dialect == "sqlite"
@@ -139,9 +141,13 @@ class Database:
 
     @property
     def engine(self) -> Engine:
-        """The SQLAlchemy engine, made on first use."""
+        """The SQLAlchemy engine, made on first use (once, whatever the
+        threads asking)."""
         engine = self._engine
-        return engine if engine is not None else self._make_engine()
+        if engine is None:
+            with self._engine_lock:
+                engine = self._engine or self._make_engine()
+        return engine
 
     @property
     def url(self) -> sa.URL:
