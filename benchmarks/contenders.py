@@ -65,6 +65,11 @@ class Contender:
     revokes: bool | None = None
     #: What "one store read" means for it (a primitive's name), if anything.
     store_read: str | None = None
+    #: The contender that is bare Flask plus that one read, if there is one.
+    floor: str | None = None
+    #: Whether it takes part in the login -> GET -> logout -> GET cycle (a
+    #: token that cannot be revoked still works after the logout).
+    in_cycle: bool = True
 
     def missing(self, env: Env) -> str | None:
         """Why it cannot run here, or ``None``."""
@@ -178,21 +183,96 @@ def flask_login_session_cachelib(env: Env) -> Flask:
     return _flask_login(app)
 
 
-# -- Flask-JWT-Extended with a Redis blocklist ----------------------------------
+# -- bare Flask + one store read ------------------------------------------------
+
+#: A record of the size and shape of a Flask-Signoff session, for the reads
+#: of the "bare Flask + one read" baselines.
+_RECORD = {
+    "tag": "0123abcd",
+    "public_id": "x" * 16,
+    "user_id": "1",
+    "data": "",
+    "created_at": "1700000000.123456",
+    "last_seen_at": "1700000000.123456",
+    "expires_at": "1700043200.123456",
+    "drop_at": "1700001800.123456",
+    "remember": "0",
+    "fresh_until": "1700000600.123456",
+    "ip": "127.0.0.1",
+    "user_agent": "bench/1.0",
+    "auth_stamp": "s" * 43,
+}
+_RECORD_KEY = "0123abcd." + "f" * 64
 
 
-def jwt_extended_redis(env: Env) -> Flask:
-    import flask_jwt_extended as fj
+def bare_redis(env: Env) -> Flask:
+    """Bare Flask whose view makes one ``HGETALL`` of a session-sized hash:
+    what a Redis-backed credential check cannot go below."""
     import redis
 
+    client = redis.Redis.from_url(env.redis_db(3))
+    name = "bench:session:" + _RECORD_KEY
+    client.hset(name, mapping=_RECORD)
     app = _base_app()
-    app.config.update(JWT_SECRET_KEY=SECRET, JWT_TOKEN_LOCATION=["headers"])
-    blocklist = redis.Redis.from_url(env.redis_db(2))
-    jwt = fj.JWTManager(app)
 
-    @jwt.token_in_blocklist_loader
-    def revoked(header: dict[str, t.Any], payload: dict[str, t.Any]) -> bool:
-        return bool(blocklist.exists("jwt:revoked:" + payload["jti"]))
+    @app.get("/me")
+    def me() -> str:
+        if not client.hgetall(name):
+            abort(401)
+        return USERS["1"].name
+
+    return app
+
+
+def bare_postgres(env: Env) -> Flask:
+    """Bare Flask whose view makes one prepared primary-key ``SELECT`` of a
+    session-sized row through psycopg, in autocommit: the PostgreSQL floor."""
+    import psycopg
+
+    assert env.postgres_url is not None
+    url = env.postgres_url
+    columns = ", ".join(
+        f"{c} double precision" if c.endswith("_at") or c == "fresh_until"
+        else f"{c} boolean" if c == "remember" else f"{c} text"
+        for c in _RECORD
+    )  # fmt: skip
+    values = [_RECORD_KEY]
+    values += [v == "1" if k == "remember" else v for k, v in _RECORD.items()]
+    marks = ", ".join(["%s"] * len(values))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS bench_sessions"
+            f" (key text PRIMARY KEY, {columns})"
+        )
+        conn.execute(
+            f"INSERT INTO bench_sessions VALUES ({marks}) ON CONFLICT DO NOTHING",
+            values,
+        )
+    sql = "SELECT * FROM bench_sessions WHERE key = %s"
+    # One connection per process (gunicorn forks after the app is built).
+    conns: dict[int, t.Any] = {}
+    app = _base_app()
+
+    @app.get("/me")
+    def me() -> str:
+        conn = conns.get(os.getpid())
+        if conn is None:
+            conn = conns[os.getpid()] = psycopg.connect(url, autocommit=True)
+        if conn.execute(sql, (_RECORD_KEY,), prepare=True).fetchone() is None:
+            abort(401)
+        return USERS["1"].name
+
+    return app
+
+
+# -- Flask-JWT-Extended, without and with a Redis blocklist -----------------------
+
+
+def _jwt_extended(app: Flask) -> t.Any:
+    import flask_jwt_extended as fj
+
+    app.config.update(JWT_SECRET_KEY=SECRET, JWT_TOKEN_LOCATION=["headers"])
+    jwt = fj.JWTManager(app)
 
     @jwt.user_lookup_loader
     def load(header: dict[str, t.Any], payload: dict[str, t.Any]) -> t.Any:
@@ -206,6 +286,37 @@ def jwt_extended_redis(env: Env) -> Flask:
     @app.post("/login")
     def login() -> t.Any:
         return jsonify(access_token=fj.create_access_token(identity="1"))
+
+    return jwt
+
+
+def jwt_extended(env: Env) -> Flask:
+    """Flask-JWT-Extended as most apps run it: no blocklist, so a token
+    works until it expires, whatever happens to the user."""
+    import flask_jwt_extended as fj
+
+    app = _base_app()
+    _jwt_extended(app)
+
+    @app.post("/logout")
+    @fj.jwt_required()
+    def logout() -> str:
+        return "ok"  # nothing to revoke a token with
+
+    return app
+
+
+def jwt_extended_redis(env: Env) -> Flask:
+    import flask_jwt_extended as fj
+    import redis
+
+    app = _base_app()
+    blocklist = redis.Redis.from_url(env.redis_db(2))
+    jwt = _jwt_extended(app)
+
+    @jwt.token_in_blocklist_loader
+    def revoked(header: dict[str, t.Any], payload: dict[str, t.Any]) -> bool:
+        return bool(blocklist.exists("jwt:revoked:" + payload["jti"]))
 
     @app.post("/logout")
     @fj.jwt_required()
@@ -281,6 +392,22 @@ _SIGNOFF = ("flask_signoff", "sqlalchemy")
 
 CONTENDERS = [
     Contender("bare", "bare Flask (no auth)", bare, credential="none"),
+    Contender(
+        "bare_redis",
+        "bare Flask + one HGETALL",
+        bare_redis,
+        ("redis",),
+        ("redis",),
+        credential="none",
+    ),
+    Contender(
+        "bare_postgres",
+        "bare Flask + one prepared PK SELECT",
+        bare_postgres,
+        ("psycopg",),
+        ("postgres",),
+        credential="none",
+    ),
     Contender("flask_session", "Flask cookie session", flask_session, revokes=False),
     Contender(
         "flask_login",
@@ -304,6 +431,15 @@ CONTENDERS = [
         flask_login_session_cachelib,
         _FS,
         revokes=True,
+    ),
+    Contender(
+        "jwt_extended",
+        "Flask-JWT-Extended (no blocklist)",
+        jwt_extended,
+        ("flask_jwt_extended",),
+        credential="bearer",
+        revokes=False,
+        in_cycle=False,
     ),
     Contender(
         "jwt_extended_redis",
@@ -331,6 +467,7 @@ CONTENDERS = [
         ("redis",),
         revokes=True,
         store_read="redis_hgetall",
+        floor="bare_redis",
     ),
     Contender(
         "signoff_postgres",
@@ -340,6 +477,7 @@ CONTENDERS = [
         ("postgres",),
         revokes=True,
         store_read="psycopg_pk",
+        floor="bare_postgres",
     ),
     Contender(
         "signoff_bearer_sqlite",

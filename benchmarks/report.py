@@ -70,6 +70,18 @@ def _f(value: float, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _targets(add: t.Callable[[str], None], targets: list[dict] | None) -> None:
+    if not targets:
+        return
+    add("Targets:\n")
+    add("| target | goal | measured | met |")
+    add("|---|---|---:|:---:|")
+    for row in targets:
+        met = "yes" if row["met"] else "no"
+        add(f"| {row['what']} | {row['goal']} | {_f(row['value'], 2)} | {met} |")
+    add("")
+
+
 def markdown(results: dict[str, t.Any]) -> str:
     lines: list[str] = []
     add = lines.append
@@ -89,11 +101,12 @@ def markdown(results: dict[str, t.Any]) -> str:
     get = results.get("get")
     if get:
         add("## 1. Authenticated GET, in-process (WSGI app called directly)\n")
-        add("| contender | ops/s | µs/op | × bare Flask |")
-        add("|---|---:|---:|---:|")
+        add("| contender | ops/s | µs/op | CPU µs/op | × bare Flask |")
+        add("|---|---:|---:|---:|---:|")
         for _name, row in get["summary"].items():
             add(
                 f"| {row['label']} | {_f(row['ops'])} | {_f(row['us'], 1)} "
+                f"| {_f(row.get('cpu_us', float('nan')), 1)} "
                 f"| {_f(row['ratio'], 2)} |"
             )
         add("")
@@ -119,17 +132,7 @@ def markdown(results: dict[str, t.Any]) -> str:
                     f"| {_f(row['overhead_us'], 1)} | {_f(row['ratio'], 2)} |"
                 )
             add("")
-        targets = get.get("targets")
-        if targets:
-            add("Targets:\n")
-            add("| target | goal | measured | met |")
-            add("|---|---|---:|:---:|")
-            for row in targets:
-                met = "yes" if row["met"] else "no"
-                add(
-                    f"| {row['what']} | {row['goal']} | {_f(row['value'], 2)} | {met} |"
-                )
-            add("")
+        _targets(add, get.get("targets"))
 
     cycle = results.get("cycle")
     if cycle:
@@ -161,6 +164,7 @@ def markdown(results: dict[str, t.Any]) -> str:
                 f"| {_f(row['rss_mib'], 1)} |"
             )
         add("")
+        _targets(add, http.get("targets"))
 
     scale = results.get("scale")
     if scale:

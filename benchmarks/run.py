@@ -224,6 +224,7 @@ def phase_get(ctx: Context) -> dict[str, t.Any]:
             "label": BY_NAME[name].label,
             "ops": report.median(per, "ops"),
             "us": report.median(per, "us"),
+            "cpu_us": report.median(per, "cpu_us"),
             "ratio": report.median(per, "ratio"),
         }
     prim_summary = {
@@ -258,15 +259,8 @@ def phase_get(ctx: Context) -> dict[str, t.Any]:
 
 
 def targets(rounds: list[dict[str, t.Any]], summary: dict[str, t.Any]) -> list[dict]:
-    """The performance goals, measured as medians of per-round ratios."""
-    import statistics
-
-    def ratio(a: str, b: str) -> float | None:
-        if a not in summary or b not in summary:
-            return None
-        return statistics.median(rd[a]["ops"] / rd[b]["ops"] for rd in rounds)
-
-    out = []
+    """The performance goals, measured as medians of per-round ratios (or,
+    for the ``µs`` ones, of per-round differences)."""
     goals = [
         ("SQLite cookie GET vs bare Flask", "≥ 0.80× bare",
          "signoff_sqlite", "bare", 0.8),
@@ -276,13 +270,88 @@ def targets(rounds: list[dict[str, t.Any]], summary: dict[str, t.Any]) -> list[d
          "signoff_redis", "flask_login_fs_redis", 2.5),
         ("Redis Bearer GET vs Flask-JWT-Extended + Redis blocklist", "≥ 2×",
          "signoff_bearer_redis", "jwt_extended_redis", 2.0),
+        ("SQLite cookie GET vs Flask cookie session", "≥ 1×",
+         "signoff_sqlite", "flask_session", 1.0),
+        ("SQLite Bearer GET vs Flask-JWT-Extended (no blocklist)", "≥ 1×",
+         "signoff_bearer_sqlite", "jwt_extended", 1.0),
+        ("SQLite cookie GET vs Flask cookie session, CPU time", "≥ 1×",
+         "signoff_sqlite", "flask_session", 1.0, "cpu_us"),
+        ("SQLite Bearer GET vs Flask-JWT-Extended (no blocklist), CPU time",
+         "≥ 1×", "signoff_bearer_sqlite", "jwt_extended", 1.0, "cpu_us"),
+        ("Redis cookie GET, µs above bare Flask + one HGETALL", "≤ 50 µs",
+         "signoff_redis", "bare_redis", -50.0),
+        ("PostgreSQL cookie GET, µs above bare Flask + one prepared PK SELECT",
+         "≤ 50 µs", "signoff_postgres", "bare_postgres", -50.0),
+        ("Redis cookie GET, CPU µs above bare Flask + one HGETALL", "≤ 50 µs",
+         "signoff_redis", "bare_redis", -50.0, "cpu_us"),
+        ("PostgreSQL cookie GET, CPU µs above bare Flask + one prepared PK "
+         "SELECT", "≤ 50 µs", "signoff_postgres", "bare_postgres", -50.0,
+         "cpu_us"),
     ]  # fmt: skip
-    for what, goal, a, b, need in goals:
-        value = ratio(a, b)
-        if value is not None:
-            out.append(
-                {"what": what, "goal": goal, "value": value, "met": value >= need}
-            )
+    return _goals(rounds, summary, goals, "ops", "us")
+
+
+def _goals(
+    rounds: list[dict[str, t.Any]],
+    summary: dict[str, t.Any],
+    goals: list[tuple[t.Any, ...]],
+    rate: str,
+    latency: str | None,
+) -> list[dict]:
+    """Each goal ``(what, goal, a, b, need[, key])`` measured over
+    ``rounds``: the median of ``a``'s ``rate`` over ``b``'s (or of ``b``'s
+    time ``key`` over ``a``'s), at least ``need``; or, for a negative
+    ``need``, the median of ``a``'s ``latency`` (or ``key``) minus ``b``'s,
+    at most ``-need``."""
+    import statistics
+
+    out = []
+    for what, goal, a, b, need, *key in goals:
+        if a not in summary or b not in summary:
+            continue
+        if need >= 0 and key:
+            value = statistics.median(rd[b][key[0]] / rd[a][key[0]] for rd in rounds)
+            met = value >= need
+        elif need >= 0:
+            value = statistics.median(rd[a][rate] / rd[b][rate] for rd in rounds)
+            met = value >= need
+        else:
+            field = key[0] if key else latency
+            assert field is not None
+            value = statistics.median(rd[a][field] - rd[b][field] for rd in rounds)
+            met = value <= -need
+        out.append({"what": what, "goal": goal, "value": value, "met": met})
+    return out
+
+
+def http_targets(
+    rounds: list[dict[str, t.Any]], summary: dict[str, t.Any]
+) -> list[dict]:
+    """The goals over HTTP: req/s ratios per round, and RSS per worker."""
+    goals = [
+        ("SQLite cookie GET vs Flask cookie session, req/s", "≥ 1×",
+         "signoff_sqlite", "flask_session", 1.0),
+        ("SQLite Bearer GET vs Flask-JWT-Extended (no blocklist), req/s", "≥ 1×",
+         "signoff_bearer_sqlite", "jwt_extended", 1.0),
+    ]  # fmt: skip
+    out = _goals(rounds, summary, goals, "rps", None)
+    base = summary.get("flask_login")
+    for name, what in (
+        ("signoff_sqlite", "SQLite cookie"),
+        ("signoff_bearer_sqlite", "SQLite Bearer"),
+        ("signoff_redis", "Redis cookie"),
+    ):
+        if base is None or name not in summary:
+            continue
+        value = summary[name]["rss_mib"] - base["rss_mib"]
+        out.append(
+            {
+                "what": f"{what}: RSS per worker, MiB above Flask-Login's",
+                "goal": "≤ 10 MiB",
+                "value": value,
+                "met": value <= 10,
+            }
+        )
     return out
 
 
@@ -290,7 +359,9 @@ def phase_cycle(ctx: Context) -> dict[str, t.Any]:
     from benchmarks import inproc, report
     from benchmarks.contenders import BY_NAME
 
-    names = [n for n in ctx.apps if BY_NAME[n].credential != "none"]
+    names = [
+        n for n in ctx.apps if BY_NAME[n].credential != "none" and BY_NAME[n].in_cycle
+    ]
     rounds = []
     for r in range(ctx.rounds):
         row = {}
@@ -377,6 +448,7 @@ def phase_http(ctx: Context) -> dict[str, t.Any] | None:
     return {
         "rounds": rounds,
         "summary": summary,
+        "targets": http_targets(rounds, summary),
         "workers": 2,
         "connections": 8,
         "duration": max(1, round(ctx.http_duration)),

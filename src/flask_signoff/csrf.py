@@ -54,7 +54,7 @@ from markupsafe import Markup, escape
 
 from .authorization import BearerToken
 from .exceptions import CrossSiteRequest, CSRFError, RequestRefused
-from .request import peek_request_state, request_state
+from .request import RequestState, request_state
 from .responses import refused_response
 from .session_interface import SignoffSession
 from .state import get_state
@@ -356,26 +356,34 @@ def _is_exempt(app: Flask) -> bool:
     )
 
 
-def _protect_app() -> None:
+def protect_app() -> None:
+    """The app-wide check that ``SIGNOFF_CSRF_PROTECT`` turns on, run before
+    every view (see :func:`flask_signoff.extension.Signoff.init_app`)."""
+    if request.method in SAFE_METHODS:
+        return  # protect() would do nothing: no need to look at the view
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    if get_state().settings.csrf_protect and not _is_exempt(app):
+    if get_state(app).settings.csrf_protect and not _is_exempt(app):
         protect()
 
 
-def _after_request(response: Response) -> Response:
-    sess = _signoff_session()
-    name = _nonce_cookie_name()
-    # Peeked, not made: a request that made no token has nothing to add.
-    state = peek_request_state()
+def finish_response(response: Response, state: RequestState | None) -> Response:
+    """Add what this request's tokens need to its response: ``no-store`` on
+    a page with a token, the nonce cookie set, or deleted with the session id.
+
+    :param state: the request's state if it made one (peeked, never made:
+        a request that made no token has nothing to add).
+    """
     if state is not None and state.csrf_token_made:
         # A page with a per-browser token must never be served from a cache
         # to anyone else, nor come back after sign-out.
         response.headers["Cache-Control"] = "no-store"
         response.vary.add("Cookie")
     if state is not None and state.csrf_nonce_is_new and state.csrf_nonce:
-        _set_nonce_cookie(response, name, state.csrf_nonce)
-    elif _id_changed(sess) and name in request.cookies:
-        _set_nonce_cookie(response, name, None)
+        _set_nonce_cookie(response, _nonce_cookie_name(), state.csrf_nonce)
+    elif _id_changed(_signoff_session()):
+        name = _nonce_cookie_name()
+        if name in request.cookies:
+            _set_nonce_cookie(response, name, None)
     return response
 
 
@@ -401,8 +409,9 @@ def init_csrf(app: Flask) -> None:
     # Flask-WTF's global stays in place when it is there first; its tokens
     # are accepted by validate_csrf too.
     app.jinja_env.globals.setdefault("csrf_token", generate_csrf)
-    app.before_request(_protect_app)
-    app.after_request(_after_request)
+    # protect_app and finish_response run from the extension's own request
+    # hooks, one before and one after each request: every hook Flask calls
+    # costs every request.
     app.register_error_handler(RequestRefused, refused_response)
 
 
@@ -414,8 +423,10 @@ __all__ = [
     "csrf_exempt",
     "csrf_field",
     "csrf_protect",
+    "finish_response",
     "generate_csrf",
     "init_csrf",
     "protect",
+    "protect_app",
     "validate_csrf",
 ]

@@ -31,7 +31,7 @@ from flask import (
 )
 from flask import redirect as flask_redirect
 
-from . import session_management
+from . import attempts, session_management
 from .cli import signoff_cli
 from .compat import (
     ID_ATTRIBUTE,
@@ -44,9 +44,9 @@ from .config import Settings, set_defaults
 from .core.clock import Clock, system_clock
 from .core.records import SessionRecord
 from .core.store import Store
-from .core.throttle import Attempt, ReservedAttempts
+from .core.throttle import Attempt
 from .core.tokens import RevokeOutcome, TokenPair
-from .csrf import init_csrf
+from .csrf import finish_response, init_csrf, protect_app
 from .exceptions import ConfigError, StoreUnavailable, TokenError, TooManyAttempts
 from .login import provider_link, user_context_processor, user_id_of
 from .mixins import AnonymousUserMixin
@@ -160,8 +160,8 @@ class Signoff:
         app.session_interface = state.interface
         # Flask-Login's attribute, which apps and extensions look up.
         app.login_manager = self  # type: ignore[attr-defined]
-        app.before_request(refuse_if_store_unavailable)
-        app.after_request(_settle_attempts)
+        app.before_request(_before_request)
+        app.after_request(_after_request)
         app.register_error_handler(StoreUnavailable, store_unavailable_response)
         app.register_error_handler(TokenError, token_error_response)
         app.register_error_handler(TooManyAttempts, too_many_attempts_response)
@@ -356,7 +356,7 @@ class Signoff:
 
         .. versionadded:: 0.1
         """
-        return _reserve(username, ip, settle=False)
+        return attempts.reserve(username, ip, settle=False)
 
     def check_throttle(self, username: str, ip: str | None = None) -> None:
         """Reserve one password check, to be settled at the end of the request.
@@ -385,7 +385,7 @@ class Signoff:
                 "check_throttle() is settled at the end of a request; outside "
                 "one, use reserve_attempt() and report the outcome."
             )
-        _reserve(username, ip, settle=True)
+        attempts.reserve(username, ip, settle=True)
 
     def record_failure(self, username: str, ip: str | None = None) -> None:
         """Count one failed password check for the account and the address.
@@ -476,24 +476,20 @@ LoginManager = Signoff
 # -- request hooks ---------------------------------------------------------------
 
 
-def _reserve(username: str, ip: str | None, *, settle: bool) -> Attempt:
-    if ip is None and has_request_context():
-        ip = request.remote_addr
-    attempt = get_state().throttle.reserve(username, ip)
-    if has_request_context():
-        # Remembered so that record_failure() finds it instead of counting
-        # the failure a second time.
-        current = request_state()
-        if current.attempts is None:
-            current.attempts = ReservedAttempts()
-        current.attempts.add(attempt, settle=settle)
-    return attempt
+def _before_request() -> Response | None:
+    """Before every view: 503 if the session could not be opened, then the
+    app-wide CSRF check. (One hook rather than one per concern: Flask's
+    dispatch of each hook costs every request.)"""
+    refused = refuse_if_store_unavailable()
+    if refused is not None:
+        return refused
+    protect_app()
+    return None
 
 
-def _settle_attempts(response: Response) -> Response:
-    """Give back the attempts of ``check_throttle`` whose request succeeded."""
-    current = peek_request_state()
-    if current is not None and current.attempts is not None:
-        for error in current.attempts.settle(succeeded=response.status_code < 400):
-            logger.warning("Could not give back a sign-in attempt: %s", error)
+def _after_request(response: Response) -> Response:
+    """After every view: what CSRF tokens need, then the attempts of
+    ``check_throttle`` settled."""
+    response = finish_response(response, peek_request_state())
+    attempts.settle(response)
     return response

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import inspect
 import typing as t
 from collections.abc import Callable
 
@@ -45,7 +46,7 @@ from .signals import (
     user_login_confirmed,
     user_signed_out_everywhere,
 )
-from .state import get_state
+from .state import SignoffState, get_state
 
 F = t.TypeVar("F", bound=Callable[..., t.Any])
 
@@ -120,8 +121,9 @@ def _load_user(state: RequestState) -> None:
     if state.bearer is not None:
         user, credential = _load_from_header(state, state.bearer)
     elif isinstance(sess, SignoffSession) and sess.user_id is not None:
-        if get_state().manager.user_callback is not None:
-            user = _load_from_session(sess)
+        signoff = get_state()
+        if signoff.manager.user_callback is not None:
+            user = _load_from_session(sess, signoff)
             credential = Credential.COOKIE
         if user is None:
             # No user from the session (the app has no user_loader, or the
@@ -136,15 +138,16 @@ def _load_user(state: RequestState) -> None:
         user = get_state().manager.anonymous_user()
         credential = Credential.NONE
     state.user, state.credential = user, credential
-    user_accessed.send(current_app._get_current_object())  # type: ignore[attr-defined]
+    if user_accessed.receivers:  # the sender is looked up only for them
+        user_accessed.send(current_app._get_current_object())  # type: ignore[attr-defined]
 
 
-def _load_from_session(sess: SignoffSession) -> t.Any:
+def _load_from_session(sess: SignoffSession, signoff: SignoffState) -> t.Any:
     record = sess.record
     assert record is not None
     assert record.user_id is not None
     user = _user_loader()(record.user_id)
-    if user is not None and not get_state().stamps.matches(
+    if user is not None and not signoff.stamps.matches(
         record.auth_stamp, record.user_id, user
     ):
         # Signed in with credentials that have changed since (the password,
@@ -152,7 +155,7 @@ def _load_from_session(sess: SignoffSession) -> t.Any:
         user = None
     if user is None:
         # The account is gone or disabled: the session ends with it.
-        get_state().lifecycle.end(record.key)
+        signoff.lifecycle.end(record.key)
         sess.end()
     return user
 
@@ -422,16 +425,22 @@ def login_remembered() -> bool:
 
 
 def _protect(func: F, *, fresh: bool) -> F:
+    # Asked once, not on every request: Flask's ensure_sync returns a plain
+    # function as it is, and only wraps a coroutine function.
+    is_async = inspect.iscoroutinefunction(func)
+
     @functools.wraps(func)
     def decorated_view(*args: t.Any, **kwargs: t.Any) -> t.Any:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         if request.method in EXEMPT_METHODS or app.config.get("LOGIN_DISABLED"):
             pass
         elif not get_user().is_authenticated:
-            return get_state().manager.unauthorized()
+            return get_state(app).manager.unauthorized()
         elif fresh and not login_fresh():
-            return get_state().manager.needs_refresh()
-        return app.ensure_sync(func)(*args, **kwargs)
+            return get_state(app).manager.needs_refresh()
+        if is_async:
+            return app.ensure_sync(func)(*args, **kwargs)
+        return func(*args, **kwargs)
 
     return t.cast(F, decorated_view)
 

@@ -51,8 +51,10 @@ def _vary_cookie(response: Response) -> None:
 
     ``response.vary.add`` parses the header into a set and writes it back;
     most responses have no ``Vary`` yet, and then setting it is enough.
+    (``getlist`` rather than ``in``: werkzeug answers a missing header by
+    making an HTTP exception, which costs more than the scan.)
     """
-    if "Vary" in response.headers:
+    if response.headers.getlist("Vary"):
         response.vary.add("Cookie")
     else:
         response.headers["Vary"] = "Cookie"
@@ -301,9 +303,7 @@ class SignoffSessionInterface(SessionInterface):
             session.unavailable = True
             replace_with_unavailable(response)
             return
-        loaded = peek_request_state()
-        user = loaded.user if loaded is not None else None
-        if session.user_id is not None or getattr(user, "is_authenticated", False):
+        if session.user_id is not None or _request_user_authenticated():
             # Private pages must not come back from a cache after sign-out.
             response.headers["Cache-Control"] = "no-store"
         if session.cookie_present or session.record is not None:
@@ -397,6 +397,14 @@ class SignoffSessionInterface(SessionInterface):
             "(x_proto=1). Logged once per app.",
             request.host_url,
         )
+
+
+def _request_user_authenticated() -> bool:
+    """Whether this request's user, if it was looked up, is signed in (by a
+    token or the app's request loader: the session names no user)."""
+    loaded = peek_request_state()
+    user = loaded.user if loaded is not None else None
+    return bool(getattr(user, "is_authenticated", False))
 
 
 def refuse_if_store_unavailable() -> Response | None:

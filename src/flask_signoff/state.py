@@ -18,7 +18,7 @@ from flask import Flask, current_app
 
 from .config import Settings
 from .core.clock import Clock
-from .core.keys import JWTKey, KeySet, derive_hmac_key
+from .core.keys import HMAC_DIGESTS, JWTKey, KeySet, derive_hmac_key
 from .core.sessions import SessionLifecycle
 from .core.store import Store
 from .core.throttle import Throttle
@@ -228,8 +228,21 @@ class TokenService:
         self._config = config
         self._lifecycle: TokenLifecycle | None = None
         self._lock = threading.Lock()
-        # Check what can be checked now; SECRET_KEY may come later.
-        self.lifecycle_or_none()
+        # Check what can be checked now; SECRET_KEY may come later. Keys
+        # derived from SECRET_KEY with an HMAC algorithm (the default) can
+        # only be wrong if a secret is empty: that is checked here, and they
+        # are made, PyJWT with them, when the first token is made or read,
+        # so that an app serving only cookie sessions never loads PyJWT.
+        if (
+            settings.jwt_private_key is None
+            and settings.jwt_secret_key is None
+            and settings.jwt_algorithm in HMAC_DIGESTS
+        ):
+            if config.get("SECRET_KEY"):
+                for key in config.get("SECRET_KEY_FALLBACKS") or []:
+                    derive_hmac_key(key)
+        else:
+            self.lifecycle_or_none()
 
     def lifecycle_or_none(self) -> TokenLifecycle | None:
         """The lifecycle, or ``None`` while no key is known."""

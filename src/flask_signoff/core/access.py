@@ -14,6 +14,11 @@ family is bound to (:mod:`~flask_signoff.core.stamps`); the Flask layer
 refuses it once the user's stamp has changed. It is optional: a token
 without it is bound to no stamp.
 
+PyJWT is imported when the first token is made or verified, not with this
+module: an app that serves only cookie sessions never loads it (nor the
+``cryptography`` package it loads when installed). Telling a token of ours
+from a value of another kind (:func:`declares_access_token`) needs no PyJWT.
+
 Time checks are ours, not PyJWT's: PyJWT reads the wall clock, and the core
 takes time from an injected clock. Each claim has its own ``_validate_<claim>``
 with an explicit leeway, the way PyJWT's own ``api_jwt`` is written.
@@ -24,16 +29,19 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import functools
 import json
 import math
 import re
 import secrets
-from typing import Any, NoReturn
-
-import jwt
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..exceptions import InvalidToken, TokenExpired
 from .keys import JWTKey, KeySet
+
+if TYPE_CHECKING:
+    import jwt
 
 #: The ``typ`` header of access tokens (RFC 9068, section 2.1).
 TOKEN_TYPE = "at+jwt"  # noqa: S105 (a media type, not a secret)
@@ -56,9 +64,6 @@ MAX_STAMP_LENGTH = 64
 # A JWS in compact form: three base64url segments. Anything else (a refresh
 # token ``<tag>.<random>``, a JWE, non-ASCII text) is refused before PyJWT.
 _COMPACT_RE = re.compile(r"\A[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\Z")
-
-# Errors a key may raise that only mean "not signed by this key".
-_WRONG_KEY = (jwt.InvalidSignatureError, jwt.InvalidAlgorithmError)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -84,14 +89,28 @@ class AccessClaims:
     auth_stamp: str = ""
 
 
-def _unverified_header(token: str) -> dict[str, Any]:
+def _unverified_header(token: str) -> Mapping[str, Any]:
     """The JOSE header, only to choose a key by ``kid``; PyJWT verifies.
 
     A direct base64 + JSON read of the first segment (whose alphabet
     ``_COMPACT_RE`` has checked): PyJWT's own look at the header would parse
     the whole token once more before ``decode`` parses it again.
     """
-    segment = token.partition(".")[0]
+    header = _header_of_segment(token.partition(".")[0])
+    if header is None:
+        _fail("The token is malformed.")
+    return header
+
+
+@functools.lru_cache(maxsize=16)
+def _header_of_segment(segment: str) -> Mapping[str, Any] | None:
+    """The JSON object a header segment encodes, or ``None``.
+
+    Cached: every token signed with one key has the same header segment, so
+    a request reads it from here rather than decoding it again (a header is
+    not a secret; at most 16 are kept, each at most ``MAX_TOKEN_LENGTH``).
+    Callers only read the mapping.
+    """
     try:
         raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
         header = json.loads(raw)
@@ -99,10 +118,8 @@ def _unverified_header(token: str) -> dict[str, Any]:
         # RecursionError: nested deeper than the parser's stack (3,000
         # arrays fit in a token), which json.loads does not count as a
         # ValueError.
-        _fail("The token is malformed.")
-    if not isinstance(header, dict):
-        _fail("The token is malformed.")
-    return header
+        return None
+    return header if isinstance(header, dict) else None
 
 
 def _fail(description: str) -> NoReturn:
@@ -128,6 +145,8 @@ def _text(payload: dict[str, Any], claim: str, *, limit: int, empty: bool) -> st
 
 def _describe(error: jwt.PyJWTError) -> str:
     """A short description of a PyJWT error, without anything from the token."""
+    import jwt
+
     if isinstance(error, jwt.MissingRequiredClaimError):
         # e.claim is one of REQUIRED_CLAIMS, not text from the token.
         return f"The token lacks the {error.claim!r} claim."
@@ -164,6 +183,8 @@ class AccessTokenCodec:
         self.audience = audience
         self.access_ttl = access_ttl
         self.leeway = float(leeway)
+        import jwt
+
         # Our own instance, so that no global PyJWT options set elsewhere in
         # the application apply; short keys are errors, never warnings.
         self._jwt = jwt.PyJWT(options={"enforce_minimum_key_length": True})
@@ -276,6 +297,8 @@ class AccessTokenCodec:
         required claims, ``iss`` and ``aud``, but not time (see the module
         docstring).
         """
+        import jwt
+
         candidates = self.keys.candidates(kid)
         if not candidates:
             _fail("The token was signed with an unknown key.")
@@ -295,8 +318,8 @@ class AccessTokenCodec:
                     audience=self.audience,
                     issuer=self.issuer,
                 )
-            except _WRONG_KEY:
-                continue
+            except (jwt.InvalidSignatureError, jwt.InvalidAlgorithmError):
+                continue  # not signed by this key
             except jwt.PyJWTError as e:
                 raise InvalidToken(_describe(e)) from None
             except RecursionError:
@@ -307,7 +330,7 @@ class AccessTokenCodec:
         _fail("The token signature is not valid.")
 
     @staticmethod
-    def _validate_typ(header: dict[str, Any]) -> None:
+    def _validate_typ(header: Mapping[str, Any]) -> None:
         typ = header.get("typ")
         if not isinstance(typ, str) or typ.lower() not in ACCEPTED_TYPES:
             _fail("The token is not an access token (typ).")

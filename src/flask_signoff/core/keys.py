@@ -24,8 +24,6 @@ import hmac
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-import jwt
-
 from ..exceptions import ConfigError
 
 #: The algorithms access tokens may use. ``none`` is never among them, in any
@@ -72,7 +70,13 @@ def derive_hmac_key(
 
 
 def _algorithm(name: str) -> Any:
-    """Return PyJWT's implementation of an allowed algorithm."""
+    """Return PyJWT's implementation of an allowed algorithm.
+
+    PyJWT is imported here, when the first key is made, rather than with
+    this module (see :mod:`flask_signoff.core.access`).
+    """
+    import jwt
+
     if name not in ALLOWED_ALGORITHMS:
         allowed = ", ".join(sorted(ALLOWED_ALGORITHMS))
         raise ConfigError(_ALGORITHM_SETTING, name, f"one of {allowed}")
@@ -138,6 +142,8 @@ class JWTKey:
             )
         key = _to_bytes(secret)
         alg = _algorithm(algorithm)
+        import jwt  # loaded by _algorithm
+
         try:
             prepared = alg.prepare_key(key)
         except jwt.InvalidKeyError:
@@ -236,6 +242,8 @@ class JWTKey:
 
     @staticmethod
     def _prepare(alg: Any, algorithm: str, key: Any) -> Any:
+        import jwt  # loaded by _algorithm, which made alg
+
         try:
             prepared = alg.prepare_key(key)
         except (jwt.InvalidKeyError, TypeError, ValueError) as e:

@@ -26,6 +26,7 @@ place that says so; both name the backend and the store operation.
 
 from __future__ import annotations
 
+import typing as t
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -102,6 +103,34 @@ class Target:
         if self.cluster:
             return RedisCluster.from_url(self.url, **options)
         return redis.Redis.from_url(self.url, **options)
+
+
+def read_hash(client: Client, name: str) -> dict[str, str] | list[str]:
+    """``HGETALL name``: a mapping, or ``[field, value, ...]`` as the
+    protocol's reply has it (:meth:`.codec.HashCodec.decode` takes both).
+
+    On one server, straight on a pooled connection: a session is read on
+    every request, and redis-py's per-command machinery (retry wrapper,
+    observability hooks, reply callback) costs more than the round trip's
+    own work here. Errors are redis-py's, as :func:`guarded` expects; a
+    connection that failed mid-reply is closed, never reused.
+    """
+    if isinstance(client, RedisCluster) or client.connection is not None:
+        return t.cast("dict[str, str]", client.hgetall(name))
+    pool = client.connection_pool
+    try:
+        conn = pool.get_connection()
+    except TypeError:  # redis-py before 5.3 wants the command's name
+        conn = pool.get_connection("HGETALL")
+    try:
+        conn.send_command("HGETALL", name)  # type: ignore[no-untyped-call]
+        reply = conn.read_response()
+    except BaseException:
+        conn.disconnect()  # type: ignore[no-untyped-call]
+        raise
+    finally:
+        pool.release(conn)
+    return t.cast("dict[str, str] | list[str]", reply)
 
 
 def is_unavailable_reply(error: BaseException) -> bool:

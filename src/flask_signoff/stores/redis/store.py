@@ -42,7 +42,7 @@ from .codec import (
     expiry_ms,
     number,
 )
-from .connection import Client, Target, guarded
+from .connection import Client, Target, guarded, read_hash
 from .keys import KeyLayout
 from .provider import ProviderIndex
 from .stats import count_live
@@ -218,8 +218,8 @@ class RedisStore(Store):
 
     def get_session(self, key: str) -> SessionRecord | None:
         name = self.keys.session(key)
-        h = self._guard("get_session", lambda: self.client.hgetall(name))
-        return SESSION.decode(key, cast(dict[str, str], h)) if h else None
+        h = self._guard("get_session", lambda: read_hash(self.client, name))
+        return SESSION.decode(key, h) if h else None
 
     def create_session(
         self, record: SessionRecord, *, max_per_user: int | None = None

@@ -61,14 +61,18 @@ meets them:
     watchdog.py    the thread that ends calls to a PostgreSQL server that
                    stopped answering
     stats.py       the counts of `flask signoff stats`, in one read
+    throttle.py    the throttle's windows: reserve and release, one
+                   statement each
+    lazy.py        SQLAlchemy imported on first use, so a worker serving
+                   SQLite cookie requests never loads it
     errors.py      database errors -> StoreError / StoreUnavailable, in one
                    place
     provider.py    ending what came from one OpenID Connect provider
                    session (back-channel logout)
 
-Nothing here imports Flask. The drivers (the standard ``sqlite3``, psycopg 3)
-are loaded by SQLAlchemy when an engine is made, so SQLite apps never need
-psycopg.
+Nothing here imports Flask. SQLAlchemy and the drivers (the standard
+``sqlite3``, psycopg 3) are loaded when first needed, so SQLite apps never
+need psycopg.
 """
 
 from __future__ import annotations

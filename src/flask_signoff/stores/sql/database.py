@@ -26,18 +26,25 @@ gone, and a second wait would only double the first.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
+import threading
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
-
-import sqlalchemy as sa
-from sqlalchemy import exc
-from sqlalchemy.engine import Connection, Engine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import postgresql, sqlite
 from .errors import CommitFailed, ErrorTranslator, cause
-from .fast import PsycopgReads, Query, Row, SQLiteReads
+from .fast import HotQueries, PsycopgReads, Query, Row, SQLiteReads
+from .lazy import LazyModule
 from .schema import Schema
 from .watchdog import Watchdog
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy import exc
+    from sqlalchemy.engine import Connection, Engine
+else:
+    sa = LazyModule("sqlalchemy")
+    exc = LazyModule("sqlalchemy.exc")
 
 T = TypeVar("T")
 
@@ -45,11 +52,26 @@ T = TypeVar("T")
 #: fast path would: with any of them, reads go through SQLAlchemy.
 _OWN_CONNECTIONS = frozenset({"creator", "module", "pool", "poolclass"})
 
+#: The words of SQLite's errors for a table or column that is not there yet.
+_NO_SCHEMA = ("no such table", "no such column")
+
+
+def dialect_of(url: str) -> str:
+    """``"sqlite"`` or ``"postgresql"`` (any other name as the URL has it)."""
+    name = url.partition("://")[0].partition("+")[0].lower()
+    return "postgresql" if name in ("postgresql", "postgres") else name
+
 
 class Database:
     """The engine of one store and the calls made on it.
 
     The parameters are :class:`~flask_signoff.stores.sql.SQLStore`'s.
+
+    On a plain ``sqlite:///path`` URL the engine, the tables' SQLAlchemy
+    objects and SQLAlchemy itself are made on first use: the reads and
+    touches of every request (:mod:`.fast`) need none of them, and neither
+    does an existing schema, which is created by the first call that finds
+    it missing.
     """
 
     def __init__(
@@ -59,38 +81,103 @@ class Database:
         timeout: float,
         engine_options: dict[str, Any] | None,
     ) -> None:
-        sa_url = postgresql.url_with_driver(sa.make_url(url))
-        self.url = sa_url
+        self._url_text = url
+        self._timeout = timeout
+        self._engine_options = dict(engine_options or {})
         #: ``"sqlite"`` or ``"postgresql"``.
-        self.dialect = sa_url.get_backend_name()
-        options: dict[str, Any] = {"pool_timeout": timeout}
-        if self.dialect == "sqlite":
-            options.update(sqlite.engine_options(sa_url, timeout))
-        elif self.dialect == "postgresql":
-            options.update(postgresql.engine_options(timeout))
-        options.update(engine_options or {})
-        self.engine: Engine = sa.create_engine(sa_url, **options)
+        self.dialect = dialect_of(url)
+        #: Prefix of every table name.
+        self.prefix = table_prefix
         self.watchdog: Watchdog | None = None
-        if self.dialect == "postgresql":
-            self.watchdog = Watchdog(postgresql.WATCHDOG_FACTOR * timeout)
-        if self.dialect == "sqlite":
-            sqlite.configure(self.engine)
-        self.schema = Schema(table_prefix)
-        self.errors = ErrorTranslator(
-            self.dialect,
-            self.engine.dialect.loaded_dbapi,
-            self.watchdog.limit if self.watchdog else 0,
-        )
         self.fast_reads: SQLiteReads | PsycopgReads | None = None
+        self._engine: Engine | None = None
+        self._schema: Schema | None = None
+        self._errors: ErrorTranslator | None = None
+        self._queries: HotQueries | None = None
+        self._schema_ready = False
+        self._engine_lock = threading.Lock()
+        path = None
+        if (
+            self.dialect == "sqlite"
+            and not self._engine_options.keys() & _OWN_CONNECTIONS
+        ):
+            path = sqlite.plain_file(url)
+        if path is not None:
+            sqlite.create_private(path)
+            connect_args = self._engine_options.get(
+                "connect_args"
+            ) or sqlite.connect_args(timeout)
+            self.fast_reads = SQLiteReads(path, connect_args, table_prefix)
+        else:
+            self._make_engine()
+
+    def _make_engine(self) -> Engine:
+        sa_url = postgresql.url_with_driver(sa.make_url(self._url_text))
+        options: dict[str, Any] = {"pool_timeout": self._timeout}
+        if self.dialect == "sqlite":
+            options.update(sqlite.engine_options(sa_url, self._timeout))
+        elif self.dialect == "postgresql":
+            options.update(postgresql.engine_options(self._timeout))
+        options.update(self._engine_options)
+        engine: Engine = sa.create_engine(sa_url, **options)
+        if self.dialect == "postgresql":
+            self.watchdog = Watchdog(postgresql.WATCHDOG_FACTOR * self._timeout)
+        if self.dialect == "sqlite":
+            sqlite.configure(engine)
+        self._engine = engine
         driver = sa_url.get_driver_name()
-        if self.dialect == "sqlite" and driver == "pysqlite":
+        if self.fast_reads is not None:
+            pass  # a plain file: set up without the engine
+        elif self.dialect == "sqlite" and driver == "pysqlite":
             if not options.keys() & _OWN_CONNECTIONS:
-                connect_args = options.get("connect_args") or {}
-                self.fast_reads = SQLiteReads(self.engine, connect_args)
+                cargs, cparams = engine.dialect.create_connect_args(engine.url)
+                cparams.update(options.get("connect_args") or {})
+                self.fast_reads = SQLiteReads(cargs[0], cparams, self.prefix)
         elif self.dialect == "postgresql" and driver == "psycopg":
             watch = self.watchdog.watch if self.watchdog else None
-            self.fast_reads = PsycopgReads(self.engine, watch)
-        self._schema_ready = False
+            connect_args = options.get("connect_args") or {}
+            self.fast_reads = PsycopgReads(engine, connect_args, watch)
+        return engine
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, made on first use (once, whatever the
+        threads asking)."""
+        engine = self._engine
+        if engine is None:
+            with self._engine_lock:
+                engine = self._engine or self._make_engine()
+        return engine
+
+    @property
+    def url(self) -> sa.URL:
+        """The SQLAlchemy URL, with its driver."""
+        return self.engine.url
+
+    @property
+    def schema(self) -> Schema:
+        """The tables, made on first use."""
+        if self._schema is None:
+            self._schema = Schema(self.prefix)
+        return self._schema
+
+    @property
+    def errors(self) -> ErrorTranslator:
+        """Translates this database's errors; made on the first one."""
+        if self._errors is None:
+            self._errors = ErrorTranslator(
+                self.dialect,
+                self.engine.dialect.loaded_dbapi,
+                self.watchdog.limit if self.watchdog else 0,
+            )
+        return self._errors
+
+    @property
+    def queries(self) -> HotQueries:
+        """The two statements of every request, compiled for the engine."""
+        if self._queries is None:
+            self._queries = HotQueries(self.schema, self.engine)
+        return self._queries
 
     # -- the wrappers every call goes through -----------------------------------
 
@@ -118,16 +205,54 @@ class Database:
 
         return self._call(operation, attempt)
 
-    def one(
-        self, operation: str, query: Query, stmt: sa.Select[Any], params: dict[str, Any]
-    ) -> Row | sa.Row[Any] | None:
-        """The first row of one of the reads of every request: ``query`` on
-        the fast path if the driver has one, else ``stmt`` through
-        SQLAlchemy (see :meth:`_call`)."""
+    def one(self, operation: str, which: str, params: dict[str, Any]) -> Row | None:
+        """The first row of one of the reads of every request: ``"session"``
+        or ``"access"`` (see :mod:`.fast`), on the fast path if the driver
+        has one, else through SQLAlchemy (see :meth:`_call`)."""
         reads = self.fast_reads
+        if isinstance(reads, SQLiteReads):
+            return self._sqlite(
+                operation, reads.one, getattr(reads.queries, which), params
+            )
+        queries = self.queries
+        query: Query = getattr(queries, which)
         if reads is None:
-            return self.read(operation, lambda c: c.execute(stmt, params).first())
+            stmt = getattr(queries, f"{which}_stmt")
+
+            def read(conn: Connection) -> Row | None:
+                row = conn.execute(stmt, params).first()
+                return None if row is None else tuple(row)
+
+            return self.read(operation, read)
         return self._call(operation, reads.one, query, params)
+
+    def touch(self, operation: str, params: dict[str, Any]) -> int | None:
+        """Touch a session on SQLite's fast path, in one ``UPDATE``: the rows
+        changed; ``None`` where there is no such path (write it through
+        SQLAlchemy instead)."""
+        reads = self.fast_reads
+        if not isinstance(reads, SQLiteReads):
+            return None
+        return self._sqlite(operation, reads.change, reads.queries.touch, params)
+
+    def _sqlite(
+        self,
+        operation: str,
+        call: Callable[[Query, dict[str, Any]], T],
+        query: Query,
+        params: dict[str, Any],
+    ) -> T:
+        """``call(query, params)`` on SQLite's fast path, with no schema check
+        first: a table or column that is missing (a new database, or one of
+        an older version) makes the schema, and the call runs again."""
+        try:
+            return call(query, params)
+        except sqlite3.OperationalError as e:
+            if self._schema_ready or not str(e).startswith(_NO_SCHEMA):
+                raise self.errors.translate(e, operation) from e
+        except sqlite3.Error as e:
+            raise self.errors.translate(e, operation) from e
+        return self._call(operation, call, query, params)
 
     def _call(self, operation: str, attempt: Callable[..., T], *args: Any) -> T:
         """Return ``attempt(*args)``, after creating the schema if need be.
@@ -185,7 +310,7 @@ class Database:
         on PostgreSQL a transaction-scoped advisory lock.
         """
         if user_id is not None and self.dialect == "postgresql":
-            postgresql.lock_user(conn, self.schema.prefix, user_id)
+            postgresql.lock_user(conn, self.prefix, user_id)
 
     def insert(self, table: sa.Table) -> Any:
         """The dialect's INSERT, which knows ``ON CONFLICT``."""
@@ -208,7 +333,7 @@ class Database:
 
         def lock(conn: Connection) -> None:
             if self.dialect == "postgresql":
-                postgresql.lock_schema(conn, self.schema.prefix)
+                postgresql.lock_schema(conn, self.prefix)
 
         self.schema.create(lambda: self._connection(write=True), lock)
         self._schema_ready = True
@@ -231,4 +356,5 @@ class Database:
             self.watchdog.close()
         if self.fast_reads is not None:
             self.fast_reads.close()
-        self.engine.dispose()
+        if self._engine is not None:
+            self._engine.dispose()

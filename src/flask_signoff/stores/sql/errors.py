@@ -19,12 +19,16 @@ key hashes and user ids).
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import exc
+from typing import TYPE_CHECKING, Any
 
 from ...exceptions import StoreError, StoreUnavailable
+from .lazy import LazyModule
 from .watchdog import CallOverrun
+
+if TYPE_CHECKING:
+    from sqlalchemy import exc
+else:
+    exc = LazyModule("sqlalchemy.exc")
 
 
 class CommitFailed(Exception):

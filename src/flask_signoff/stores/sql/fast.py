@@ -2,16 +2,19 @@
 
 Two reads run on nearly every request: the session by its key (a cookie
 request) and :meth:`~flask_signoff.core.store.Store.access_state` (a Bearer
-request). Each is one statement, compiled once (:class:`HotQueries`), and
-run straight on the driver:
+request). Each is one statement, run straight on the driver:
 
 - SQLite (:class:`SQLiteReads`): on a connection of the calling thread,
-  opened exactly as the engine opens its own (:mod:`.sqlite`), with no
-  explicit transaction: one statement reads one snapshot. A forked child
-  never uses, nor closes, its parent's connections.
-- PostgreSQL (:class:`PsycopgReads`): on a pooled connection in autocommit,
-  so there is no ``BEGIN`` and no ``ROLLBACK`` round trip, as a prepared
-  statement.
+  opened as the engine opens its own (:mod:`.sqlite`), with no explicit
+  transaction: one statement reads one snapshot. A forked child never uses,
+  nor closes, its parent's connections. The statements are written here
+  (:class:`SQLiteQueries`), and neither these reads nor the touch of a
+  session (one ``UPDATE``, its own transaction) need SQLAlchemy, which is
+  imported only when something else is done (:mod:`.lazy`).
+- PostgreSQL (:class:`PsycopgReads`): on connections of its own, kept in
+  autocommit, so there is no pool checkout, no ``BEGIN`` and no
+  ``ROLLBACK`` round trip, as a prepared statement compiled once
+  (:class:`HotQueries`).
 
 Other drivers read through SQLAlchemy like every other call. Errors come out
 of these classes as the driver raised them: :meth:`.database.Database.one`,
@@ -22,19 +25,21 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, cast
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
-from sqlalchemy.pool import PoolProxiedConnection
-from sqlalchemy.sql.compiler import SQLCompiler
-
-from .schema import Schema
+from ...core.records import SESSION_FIELDS
 from .sqlite import set_up_connection
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Engine
+
+    from .schema import Schema
 
 Row = tuple[Any, ...]
 
@@ -45,9 +50,9 @@ Watch = Callable[[Any, Callable[[], None]], contextlib.AbstractContextManager[No
 
 
 class Query(NamedTuple):
-    """A statement compiled once for a dialect."""
+    """A statement in the driver's parameter style."""
 
-    #: The SQL text, in the driver's parameter style.
+    #: The SQL text.
     sql: str
     #: The names of its positional parameters, in order (SQLite's ``?``);
     #: empty when the style names them (psycopg's ``%(name)s``).
@@ -55,8 +60,60 @@ class Query(NamedTuple):
 
     @classmethod
     def compile(cls, stmt: sa.ClauseElement, engine: Engine) -> Query:
+        from sqlalchemy.sql.compiler import SQLCompiler
+
         compiled = cast(SQLCompiler, stmt.compile(dialect=engine.dialect))
         return cls(str(compiled), tuple(compiled.positiontup or ()))
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _column(name: str) -> str:
+    # Never quoted: SQLite reads a double-quoted name that matches no column
+    # as a string literal, so a column missing from an older database would
+    # read as its own name instead of failing (and being added).
+    if not re.fullmatch(r"[a-z_]+", name):  # pragma: no cover (ours)
+        raise ValueError(f"not a plain column name: {name!r}")
+    return name
+
+
+class SQLiteQueries:
+    """The statements of every request on SQLite, written without SQLAlchemy.
+
+    They name the tables and columns of :mod:`.schema` (the columns of
+    ``sessions`` are :data:`~flask_signoff.core.records.SESSION_FIELDS`, in
+    order); the store's tests run them against the tables SQLAlchemy makes.
+
+    :param prefix: the store's table prefix.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        sessions = _quoted(f"{prefix}sessions")
+        epochs = _quoted(f"{prefix}epochs")
+        revoked = _quoted(f"{prefix}revoked_families")
+        columns = ", ".join(_column(name) for name in SESSION_FIELDS)
+        # Only identifiers are formatted in; every value is bound.
+        #: The session of ``key``.
+        self.session = Query(
+            f"SELECT {columns} FROM {sessions} WHERE key = ?",  # noqa: S608
+            ("key",),
+        )
+        #: The epoch of ``user_id`` and whether ``family_id`` is revoked at
+        #: ``now``: one row, always.
+        self.access = Query(
+            f"SELECT (SELECT epoch FROM {epochs} WHERE user_id = ?), EXISTS ("  # noqa: S608
+            f"SELECT 1 FROM {revoked} WHERE family_id = ? AND user_id = ? "
+            "AND drop_at > ?)",
+            ("user_id", "family_id", "user_id", "now"),
+        )
+        #: Set ``last_seen_at`` and ``drop_at`` of the session ``key``.
+        self.touch = Query(
+            f"UPDATE {sessions} SET last_seen_at = ?, drop_at = ?"  # noqa: S608
+            " WHERE key = ?",
+            ("last_seen_at", "drop_at", "key"),
+        )
 
 
 class HotQueries:
@@ -67,6 +124,8 @@ class HotQueries:
     """
 
     def __init__(self, schema: Schema, engine: Engine) -> None:
+        import sqlalchemy as sa
+
         s, e, v = (schema.tables[name] for name in ("sessions", "epochs", "revoked"))
         #: The session of ``:key``.
         self.session_stmt = sa.select(s).where(s.c.key == sa.bindparam("key"))
@@ -86,12 +145,12 @@ class HotQueries:
         self.access = Query.compile(self.access_stmt, engine)
 
 
-#: Readers with per-thread SQLite connections; a forked child drops its copies.
-_SQLITE_READERS: weakref.WeakSet[SQLiteReads] = weakref.WeakSet()
+#: Readers with per-thread connections; a forked child drops its copies.
+_READERS: weakref.WeakSet[_PerThread[Any]] = weakref.WeakSet()
 
 
 def _after_fork() -> None:
-    for reads in list(_SQLITE_READERS):
+    for reads in list(_READERS):
         reads._forget()
 
 
@@ -99,60 +158,54 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
 
 
-class SQLiteReads:
-    """One-statement reads on a SQLite connection per thread.
+C = TypeVar("C")
 
-    :param engine: the store's engine, whose URL the connections open.
-    :param connect_args: the engine's ``connect_args``.
-    """
 
-    def __init__(self, engine: Engine, connect_args: Mapping[str, Any]) -> None:
-        self._engine = engine
-        self._connect_args = dict(connect_args)
+class _PerThread(Generic[C]):
+    """A connection per thread, opened on first use by :meth:`_open` (and
+    again after :meth:`close`, :meth:`_drop`, or in a forked child, which
+    never uses, nor closes, its parent's connections)."""
+
+    def __init__(self) -> None:
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._conns: list[sqlite3.Connection] = []
+        self._conns: list[C] = []
         self._generation = 0
-        _SQLITE_READERS.add(self)
+        _READERS.add(self)
 
-    def connection(self) -> sqlite3.Connection:
-        """This thread's connection, opened on first use (and again after
-        :meth:`close`, or in a forked child)."""
+    def _open(self) -> C:
+        raise NotImplementedError
+
+    def _close(self, conn: C) -> None:
+        raise NotImplementedError
+
+    def connection(self) -> C:
+        """This thread's connection."""
         local = self._local
-        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        conn: C | None = getattr(local, "conn", None)
         if conn is not None and local.generation == self._generation:
             return conn
-        engine = self._engine
-        cargs, cparams = engine.dialect.create_connect_args(engine.url)
-        cparams.update(self._connect_args)
-        connect: Callable[..., sqlite3.Connection] = sqlite3.connect
-        conn = connect(*cargs, **cparams)
-        try:
-            set_up_connection(conn)
-        except BaseException:
-            conn.close()
-            raise
+        conn = self._open()
         with self._lock:
             self._conns.append(conn)
             local.conn, local.generation = conn, self._generation
         return conn
 
-    def one(self, query: Query, params: Mapping[str, Any]) -> Row | None:
-        """The first row of ``query``, or ``None``.
-
-        :raises sqlite3.Error: as the driver raised it.
-        """
-        args = tuple([params[name] for name in query.order])  # no generator
-        return cast("Row | None", self.connection().execute(query.sql, args).fetchone())
+    def _drop(self, conn: C) -> None:
+        """Close this thread's ``conn``; its next call opens a new one."""
+        self._local.conn = None
+        with self._lock:
+            if conn in self._conns:
+                self._conns.remove(conn)
+        self._close(conn)
 
     def close(self) -> None:
-        """Close every thread's connection; the next read opens a new one."""
+        """Close every thread's connection; the next call opens a new one."""
         with self._lock:
             conns, self._conns = self._conns, []
             self._generation += 1
         for conn in conns:
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
+            self._close(conn)
 
     def _forget(self) -> None:
         # In a forked child: never use (nor close) the parent's connections.
@@ -162,61 +215,138 @@ class SQLiteReads:
         self._local = threading.local()
 
 
-class PsycopgReads:
-    """One-statement reads as prepared statements on pooled connections.
+class SQLiteReads(_PerThread[sqlite3.Connection]):
+    """One-statement reads (and touches) on a SQLite connection per thread.
 
-    :param engine: the store's engine (``postgresql+psycopg``).
-    :param watch: the watchdog's :meth:`~.watchdog.Watchdog.watch`, if any.
+    :param database: the file, as :func:`sqlite3.connect` takes it.
+    :param connect_args: the other arguments of :func:`sqlite3.connect`.
+    :param prefix: the store's table prefix.
     """
 
-    def __init__(self, engine: Engine, watch: Watch | None) -> None:
-        self._engine = engine
-        self._watch = watch
-        self._error: type[Exception] = engine.dialect.loaded_dbapi.Error
+    def __init__(
+        self, database: str, connect_args: Mapping[str, Any], prefix: str
+    ) -> None:
+        super().__init__()
+        self._database = database
+        self._connect_args = dict(connect_args)
+        #: The statements run here.
+        self.queries = SQLiteQueries(prefix)
 
-    def _watched(
-        self, dbapi_connection: Any, invalidate: Callable[[], None]
-    ) -> contextlib.AbstractContextManager[None]:
-        if self._watch is None:
-            return contextlib.nullcontext()
-        return self._watch(dbapi_connection, invalidate)
+    def _open(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection = sqlite3.connect(self._database, **self._connect_args)
+        try:
+            set_up_connection(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _close(self, conn: sqlite3.Connection) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
 
     def one(self, query: Query, params: Mapping[str, Any]) -> Row | None:
         """The first row of ``query``, or ``None``.
 
-        :raises psycopg.Error: as the driver raised it (the connection is
-            thrown away), or from the pool, unwrapped.
-        :raises sqlalchemy.exc.DBAPIError: the pooled connection was dead,
-            and so was the next one.
+        :raises sqlite3.Error: as the driver raised it.
+        """
+        args = tuple([params[name] for name in query.order])  # no generator
+        return cast("Row | None", self.connection().execute(query.sql, args).fetchone())
+
+    def change(self, query: Query, params: Mapping[str, Any]) -> int:
+        """Run one ``UPDATE`` (its own transaction); the rows it changed.
+
+        :raises sqlite3.Error: as the driver raised it.
+        """
+        args = tuple([params[name] for name in query.order])
+        return self.connection().execute(query.sql, args).rowcount
+
+
+class PsycopgReads:
+    """One-statement reads as prepared statements, on psycopg connections of
+    their own kept in autocommit: no engine pool checkout, no ``BEGIN``, no
+    ``ROLLBACK``, nothing to switch per call.
+
+    Idle connections wait in a stack (a ``pop`` and an ``append``, atomic
+    under the GIL), so there are never more than the reads ever running at
+    once; a forked child never uses its parent's.
+
+    :param engine: the store's engine (``postgresql+psycopg``), whose URL
+        the connections open.
+    :param connect_args: the engine's ``connect_args`` (timeouts).
+    :param watch: the watchdog's :meth:`~.watchdog.Watchdog.watch`, if any.
+    """
+
+    def __init__(
+        self, engine: Engine, connect_args: Mapping[str, Any], watch: Watch | None
+    ) -> None:
+        dbapi = engine.dialect.loaded_dbapi
+        cargs, cparams = engine.dialect.create_connect_args(engine.url)
+        cparams.update(connect_args)
+        self._connect: Callable[[], Any] = lambda: dbapi.connect(
+            *cargs, **cparams, autocommit=True
+        )
+        self._watch = watch
+        self._error: type[Exception] = dbapi.Error
+        self._idle: list[Any] = []
+        self._pid = os.getpid()
+        self._generation = 0
+
+    def one(self, query: Query, params: Mapping[str, Any]) -> Row | None:
+        """The first row of ``query``, or ``None``.
+
+        A connection found dead (the server restarted since it was last
+        used) throws away every idle one, which died with it, and the read
+        runs once more on a new one: a read is safe to repeat. Any failed
+        connection is closed, never reused.
+
+        :raises psycopg.Error: as the driver raised it.
         :raises CallOverrun: the watchdog ended the call (never run again).
         """
-        raw: PoolProxiedConnection = self._engine.raw_connection()
-        conn = raw.driver_connection
-        assert conn is not None
-        try:
-            with self._watched(raw.dbapi_connection, raw.invalidate):
-                conn.autocommit = True
-                try:
-                    cursor = conn.execute(query.sql, params, prepare=True)
-                    return cast("Row | None", cursor.fetchone())
-                finally:
-                    conn.autocommit = False
-        except self._error as e:
-            raw.invalidate(e)
-            if not (conn.closed or getattr(conn, "broken", False)):
+        for last in (False, True):
+            conn, generation = self._checkout()
+            try:
+                with self._watched(conn):
+                    row = conn.execute(query.sql, params, prepare=True).fetchone()
+            except self._error:
+                self._discard(conn)
+                if last or not (conn.closed or getattr(conn, "broken", False)):
+                    raise
+                self.close()
+                continue
+            except BaseException:
+                self._discard(conn)  # ended by the watchdog, or interrupted
                 raise
-        finally:
-            raw.close()
-        # The pooled connection was dead: the server restarted since it was
-        # last used. Read again through SQLAlchemy, which on a dead
-        # connection also replaces every older one of the pool (and then
-        # Database.one runs this once more), as for every other read.
-        with (
-            self._engine.connect() as c,
-            self._watched(c.connection.dbapi_connection, c.invalidate),
-        ):
-            row = c.exec_driver_sql(query.sql, dict(params)).first()
-        return None if row is None else tuple(row)
+            if generation == self._generation:
+                self._idle.append(conn)
+            else:  # closed meanwhile
+                self._discard(conn)
+            return cast("Row | None", row)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _checkout(self) -> tuple[Any, int]:
+        if self._pid != os.getpid():
+            # In a forked child: never use (nor close) the parent's.
+            self._idle, self._pid = [], os.getpid()
+            self._generation += 1
+        generation = self._generation
+        try:
+            return self._idle.pop(), generation
+        except IndexError:
+            return self._connect(), generation
+
+    def _discard(self, conn: Any) -> None:
+        with contextlib.suppress(self._error):
+            conn.close()
+
+    def _watched(self, conn: Any) -> contextlib.AbstractContextManager[None]:
+        if self._watch is None:
+            return contextlib.nullcontext()
+        return self._watch(conn, lambda: self._discard(conn))
 
     def close(self) -> None:
-        """Nothing to close: the connections are the engine's pool's."""
+        """Close the idle connections; those in use are closed when done."""
+        self._generation += 1
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            self._discard(conn)

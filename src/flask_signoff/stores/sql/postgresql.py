@@ -15,10 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from .lazy import LazyModule
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Connection
+else:
+    sa = LazyModule("sqlalchemy")
 
 #: A call still running after this many times the store's timeout is ended.
 WATCHDOG_FACTOR = 1.5

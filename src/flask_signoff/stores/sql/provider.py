@@ -16,8 +16,15 @@ one writer at a time in.
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from typing import TYPE_CHECKING
+
+from .lazy import LazyModule
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Connection
+else:
+    sa = LazyModule("sqlalchemy")
 
 from .database import Database
 

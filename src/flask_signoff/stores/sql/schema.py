@@ -24,11 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy import exc
-from sqlalchemy.engine import Connection
+from typing import TYPE_CHECKING, Any
 
 from ...core.records import (
     FAMILY_FIELDS,
@@ -38,6 +34,15 @@ from ...core.records import (
     RefreshRecord,
     SessionRecord,
 )
+from .lazy import LazyModule
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy import exc
+    from sqlalchemy.engine import Connection
+else:
+    sa = LazyModule("sqlalchemy")
+    exc = LazyModule("sqlalchemy.exc")
 
 #: The columns of the provider session a record came from (OpenID Connect).
 _OIDC_COLUMNS = ("oidc_iss", "oidc_sid", "oidc_sub")

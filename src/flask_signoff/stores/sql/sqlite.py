@@ -17,16 +17,39 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+from typing import TYPE_CHECKING, Any
 
 from ...exceptions import StoreError
+from .lazy import LazyModule
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy import event
+    from sqlalchemy.engine import Connection, Engine
+else:
+    event = LazyModule("sqlalchemy.event")
 
 #: Execution option of a connection whose transaction may write.
 WRITE_OPTION = "signoff_write"
+
+_PLAIN_PREFIX = "sqlite:///"
+
+
+def plain_file(url: str) -> str | None:
+    """The absolute path of the file a plain ``sqlite:///path`` URL names,
+    as SQLAlchemy's driver would open it; ``None`` for any other URL (a
+    query string, an escape, another driver), which SQLAlchemy reads."""
+    if not url.startswith(_PLAIN_PREFIX) or "?" in url or "%" in url:
+        return None
+    database = url[len(_PLAIN_PREFIX) :]
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return os.path.abspath(database)
+
+
+def connect_args(timeout: float) -> dict[str, Any]:
+    """The arguments of :func:`sqlite3.connect` besides the file."""
+    return {"timeout": timeout, "check_same_thread": False}
 
 
 def engine_options(url: sa.URL, timeout: float) -> dict[str, Any]:
@@ -41,9 +64,8 @@ def engine_options(url: sa.URL, timeout: float) -> dict[str, Any]:
             "The SQLite store needs a file: in-memory databases are not "
             "shared between connections."
         )
-    os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
     create_private(database)
-    return {"connect_args": {"timeout": timeout, "check_same_thread": False}}
+    return {"connect_args": connect_args(timeout)}
 
 
 def configure(engine: Engine) -> None:
@@ -102,6 +124,7 @@ def create_private(path: str) -> None:
     permissions, so they are private too. An existing file keeps its mode:
     that is the operator's choice.
     """
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags, 0o600)

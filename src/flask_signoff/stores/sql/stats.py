@@ -8,12 +8,17 @@ nothing is written. Never called on a request.
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from typing import TYPE_CHECKING
 
 from ...core.records import StoreStats
+from .lazy import LazyModule
 from .schema import Schema
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Connection
+else:
+    sa = LazyModule("sqlalchemy")
 
 
 def count_live(schema: Schema, now: float) -> Callable[[Connection], StoreStats]:

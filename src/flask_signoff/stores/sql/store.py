@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from typing import TYPE_CHECKING, Any
 
 from ...core.records import (
     AccessState,
@@ -32,7 +29,7 @@ from ...core.records import (
 from ...core.store import Store
 from ...exceptions import StoreError
 from .database import Database
-from .fast import HotQueries
+from .lazy import LazyModule
 from .provider import end_provider_sessions
 from .schema import (
     family_from_row,
@@ -43,6 +40,15 @@ from .schema import (
     session_values,
 )
 from .stats import count_live
+from .throttle import release, reserve
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Connection, Engine
+
+    from .schema import Schema
+else:
+    sa = LazyModule("sqlalchemy")
 
 
 def _rowcount(stmt: sa.Executable) -> Callable[[Connection], int]:
@@ -85,26 +91,40 @@ class SQLStore(Store):
         **_ignored: Any,
     ) -> None:
         self._db = db = Database(url, table_prefix, timeout, engine_options)
-        #: The SQLAlchemy URL, with its driver.
-        self.url = db.url
         #: ``"sqlite"`` or ``"postgresql"``.
         self.dialect = db.dialect
         #: Seconds a call may wait (see the class's parameters).
         self.timeout = timeout
-        #: The SQLAlchemy engine.
-        self.engine = db.engine
-        #: The tables (:class:`~flask_signoff.stores.sql.schema.Schema`).
-        self.schema = db.schema
-        #: The :class:`sqlalchemy.MetaData` of the tables.
-        self.metadata = db.schema.metadata
-        #: The tables by short name (``self.t["sessions"]``).
-        self.t = db.schema.tables
         #: The one-statement reads of every request
         #: (:mod:`flask_signoff.stores.sql.fast`): on SQLite's own driver, a
         #: connection per thread; on psycopg, prepared statements; ``None``
         #: on other drivers, whose reads go through SQLAlchemy.
         self.fast_reads = db.fast_reads
-        self._queries = HotQueries(db.schema, self.engine)
+
+    # SQLAlchemy's objects, made on first use: on SQLite the reads and
+    # touches of every request need none of them (see .lazy).
+
+    @property
+    def url(self) -> sa.URL:
+        """The SQLAlchemy URL, with its driver."""
+        return self._db.url
+
+    @property
+    def engine(self) -> Engine:
+        return self._db.engine
+
+    @property
+    def schema(self) -> Schema:
+        return self._db.schema
+
+    @property
+    def metadata(self) -> sa.MetaData:
+        return self._db.schema.metadata
+
+    @property
+    def t(self) -> dict[str, sa.Table]:
+        """The tables by short name (``self.t["sessions"]``)."""
+        return self._db.schema.tables
 
     def create_schema(self) -> None:
         """Create the tables if they are missing, and add the columns of
@@ -164,8 +184,7 @@ class SQLStore(Store):
     # -- sessions ----------------------------------------------------------------
 
     def get_session(self, key: str) -> SessionRecord | None:
-        q = self._queries
-        row = self._db.one("get_session", q.session, q.session_stmt, {"key": key})
+        row = self._db.one("get_session", "session", {"key": key})
         return None if row is None else session_from_row(row)
 
     def _insert_session(
@@ -208,6 +227,10 @@ class SQLStore(Store):
         return self._db.write("update_session", _rowcount(stmt)) == 1
 
     def touch_session(self, key: str, last_seen_at: float, drop_at: float) -> bool:
+        params = {"key": key, "last_seen_at": last_seen_at, "drop_at": drop_at}
+        touched = self._db.touch("touch_session", params)
+        if touched is not None:  # one UPDATE on SQLite's fast path
+            return touched == 1
         s = self.t["sessions"]
         stmt = (
             sa.update(s)
@@ -437,50 +460,14 @@ class SQLStore(Store):
     # -- throttle and access tokens ---------------------------------------------
 
     def reserve(self, key: str, limit: int, window: float, now: float) -> Reserved:
-        th = self.t["throttle"]
-        closed = th.c.expires_at <= now
-        insert = self._db.insert(th).values(
-            key=key, attempts=1, expires_at=now + window
-        )
-        # One upsert decides: a new or ended window opens with this attempt,
-        # an open one counts it only below the limit (the WHERE); a full one
-        # is left as it is and returns no row.
-        take = insert.on_conflict_do_update(
-            index_elements=[th.c.key],
-            set_={
-                "attempts": sa.case((closed, 1), else_=th.c.attempts + 1),
-                "expires_at": sa.case((closed, now + window), else_=th.c.expires_at),
-            },
-            where=sa.or_(closed, th.c.attempts < limit),
-        ).returning(th.c.attempts, th.c.expires_at)
-        full = sa.select(th.c.attempts, th.c.expires_at).where(th.c.key == key)
-
-        def run(conn: Connection) -> Reserved:
-            row = conn.execute(take).first()
-            if row is not None:
-                return Reserved(True, int(row[0]), float(row[1]))
-            # Refused: read the window's end for Retry-After, in the same
-            # transaction (on SQLite under the same write lock).
-            attempts, ends = conn.execute(full).one()
-            return Reserved(False, int(attempts), float(ends))
-
-        return self._db.write("reserve", run)
+        return reserve(self._db, self.t["throttle"], key, limit, window, now)
 
     def release(self, key: str, ends: float) -> bool:
-        th = self.t["throttle"]
-        # The window is named by its end: a float stored and returned exactly
-        # (SQLite REAL and PostgreSQL double precision are both IEEE doubles).
-        stmt = (
-            sa.update(th)
-            .where(th.c.key == key, th.c.expires_at == ends, th.c.attempts > 0)
-            .values(attempts=th.c.attempts - 1)
-        )
-        return self._db.write("release", _rowcount(stmt)) == 1
+        return release(self._db, self.t["throttle"], key, ends)
 
     def access_state(self, user_id: str, family_id: str, now: float) -> AccessState:
-        q = self._queries
         params = {"user_id": user_id, "family_id": family_id, "now": now}
-        row = self._db.one("access_state", q.access, q.access_stmt, params)
+        row = self._db.one("access_state", "access", params)
         assert row is not None  # a SELECT without FROM always has its row
         epoch, revoked = row
         return AccessState(epoch=int(epoch or 0), family_revoked=bool(revoked))
