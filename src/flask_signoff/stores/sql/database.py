@@ -5,7 +5,8 @@
 (:mod:`.schema`) and the fast reads (:mod:`.fast`), and runs every call of
 the store through one read wrapper (:meth:`Database.read`, a connection that
 does not write) or one write wrapper (:meth:`Database.write`, one
-transaction that may write: ``BEGIN IMMEDIATE`` on SQLite), or, for the two
+transaction that may write: ``BEGIN IMMEDIATE`` on SQLite, durable or not,
+as its caller says), or, for the two
 reads of every request, :meth:`Database.one`. Each of them creates the
 schema on first use, runs a call once more when its pooled connection turns
 out dead, and translates errors (:mod:`.errors`).
@@ -21,12 +22,22 @@ before its ``COMMIT`` was sent (a transaction that was never committed left
 nothing behind). SQLAlchemy then replaces every older connection of the
 pool. A call ended by the watchdog is not run again: the server is slow or
 gone, and a second wait would only double the first.
+
+Durable writes
+--------------
+
+Every write names its durability (:meth:`Database.write`'s ``durable``,
+which has no default). A durable one returns only once its commit would
+survive a power cut: ``synchronous=FULL`` on SQLite (:mod:`.sqlite`), its
+WAL flushed on PostgreSQL (:mod:`.postgresql`). The others return before
+that sync, which costs more than the rest of a sign-in together; a power cut
+may lose them, never a revocation answered after them.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -38,6 +49,7 @@ from .errors import CommitFailed, ErrorTranslator, cause
 from .fast import PsycopgReads, Query, Row, SQLiteReads
 from .schema import Schema
 from .watchdog import Watchdog
+from .writes import SQLiteWrites, Step
 
 T = TypeVar("T")
 
@@ -75,6 +87,8 @@ class Database:
             self.watchdog = Watchdog(postgresql.WATCHDOG_FACTOR * timeout)
         if self.dialect == "sqlite":
             sqlite.configure(self.engine)
+        elif self.dialect == "postgresql":
+            postgresql.configure(self.engine)
         self.schema = Schema(table_prefix)
         self.errors = ErrorTranslator(
             self.dialect,
@@ -82,8 +96,11 @@ class Database:
             self.watchdog.limit if self.watchdog else 0,
         )
         self.fast_reads: SQLiteReads | PsycopgReads | None = None
+        #: The lean write transactions of :meth:`run`, on SQLite's own driver.
+        self.fast_writes: SQLiteWrites | None = None
         driver = sa_url.get_driver_name()
         if self.dialect == "sqlite" and driver == "pysqlite":
+            self.fast_writes = SQLiteWrites(self.engine)
             if not options.keys() & _OWN_CONNECTIONS:
                 connect_args = options.get("connect_args") or {}
                 self.fast_reads = SQLiteReads(self.engine, connect_args)
@@ -106,17 +123,48 @@ class Database:
 
         return self._call(operation, attempt)
 
-    def write(self, operation: str, fn: Callable[[Connection], T]) -> T:
+    def write(
+        self, operation: str, fn: Callable[[Connection], T], *, durable: bool
+    ) -> T:
         """``fn(conn)`` in one write transaction (see :meth:`_call`).
 
         :param operation: the store operation, named in errors.
+        :param durable: return only once the commit would survive a power
+            cut (a revocation), rather than once it survives the process
+            (see the module's docstring).
         """
 
         def attempt() -> T:
-            with self._connection(write=True) as conn:
+            with self._connection(write=True, durable=durable) as conn:
                 return fn(conn)
 
         return self._call(operation, attempt)
+
+    def run(
+        self,
+        operation: str,
+        steps: Sequence[Step],
+        *,
+        durable: bool,
+        lock_user: str | None = None,
+    ) -> list[int]:
+        """Run the prepared statements ``steps`` (of
+        :class:`~.writes.WriteStatements`) in one write transaction, as
+        :meth:`write` would; how many rows each changed.
+
+        On SQLite's own driver, straight on the driver (:mod:`.writes`);
+        elsewhere through :meth:`write`, under the lock of ``lock_user``
+        first if given (``BEGIN IMMEDIATE`` already serialises SQLite).
+        """
+        writes = self.fast_writes
+        if writes is not None:
+            return self._call(operation, writes.run, steps, durable)
+
+        def run(conn: Connection) -> list[int]:
+            self.lock_user(conn, lock_user)
+            return [conn.execute(stmt, dict(params)).rowcount for stmt, params in steps]
+
+        return self.write(operation, run, durable=durable)
 
     def one(
         self, operation: str, query: Query, stmt: sa.Select[Any], params: dict[str, Any]
@@ -157,18 +205,22 @@ class Database:
         return self.watchdog.watch(conn.connection.dbapi_connection, conn.invalidate)
 
     @contextlib.contextmanager
-    def _connection(self, *, write: bool) -> Iterator[Connection]:
+    def _connection(self, *, write: bool, durable: bool = True) -> Iterator[Connection]:
         """A pooled connection, watched on PostgreSQL. With ``write``, the
         block is one transaction begun as a writer (``BEGIN IMMEDIATE`` on
-        SQLite) and committed at its end."""
+        SQLite) and committed at its end, durably if ``durable``."""
         with self.engine.connect() as conn, self._watched(conn):
             if not write:
                 yield conn
                 return
-            conn.execution_options(**{sqlite.WRITE_OPTION: True})
+            conn.execution_options(
+                **{sqlite.WRITE_OPTION: True, sqlite.DURABLE_OPTION: durable}
+            )
             committing = False
             try:
                 with conn.begin():
+                    if durable and self.dialect == "postgresql":
+                        postgresql.make_durable(conn)
                     yield conn
                     committing = True
             except exc.DBAPIError as e:
