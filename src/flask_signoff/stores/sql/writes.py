@@ -115,6 +115,16 @@ class WriteStatements:
         )
         #: The sessions of ``b_user_id`` beyond its ``b_keep`` newest.
         self.evict = sa.delete(s).where(s.c.key.in_(excess.scalar_subquery()))
+        #: Per table whose rows expire: its rows past ``b_now``, at most
+        #: ``b_limit`` of them (found through the index of the deadline).
+        self.purge: list[sa.Delete] = []
+        for table, pk, deadline in db.schema.expiring():
+            batch = (
+                sa.select(pk)
+                .where(deadline <= sa.bindparam("b_now"))
+                .limit(sa.bindparam("b_limit", type_=sa.Integer))
+            )
+            self.purge.append(sa.delete(table).where(pk.in_(batch.scalar_subquery())))
         e = t["epochs"]
         #: The epoch of ``user_id`` (a read, on :meth:`Database.one`).
         self.epoch_stmt = sa.select(e.c.epoch).where(
