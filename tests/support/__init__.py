@@ -17,7 +17,8 @@ a ``conftest.py`` or another test module:
 ``cookies``         the session cookie a client holds; a thief's copy
 ``forms``           ``csrf_token``, ``post_form``
 ``servers``         real Redis, Redis Cluster and PostgreSQL on free ports
-``gunicorn_demo``   the demo under gunicorn, and a browser over sockets
+``gunicorn_demo``   the demo under gunicorn (``GunicornDemo`` also kills and
+                    restarts it), and a browser over sockets
 ``load``            the load of the outage tests, in a process of its own
 ==================  =========================================================
 """

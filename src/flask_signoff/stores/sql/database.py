@@ -166,6 +166,15 @@ class Database:
 
         return self.write(operation, run, durable=durable)
 
+    def after_bulk_write(self) -> None:
+        """After a transaction that wrote many pages (a purge batch): on
+        SQLite, checkpoint the WAL now, so that the commit of a request
+        never finds it past ``wal_autocheckpoint`` and pays for the
+        checkpoint itself. Errors are left to the next call."""
+        if self.fast_writes is not None:
+            with contextlib.suppress(*self.errors.handled):
+                self.fast_writes.checkpoint()
+
     def one(
         self, operation: str, query: Query, stmt: sa.Select[Any], params: dict[str, Any]
     ) -> Row | sa.Row[Any] | None:

@@ -308,6 +308,7 @@ class SQLStore(Store):
                 held = time.monotonic() - started
                 total, left = total + gone, left - limit
                 if gone:
+                    self._db.after_bulk_write()
                     # Let the writers that waited for this transaction in
                     # before the next one (SQLite's busy handler retries
                     # after 1, 3, 8 ... ms).

@@ -160,6 +160,15 @@ class SQLiteWrites:
             self._compiled[stmt] = found
         return found
 
+    def checkpoint(self) -> None:
+        """Copy what the WAL holds into the database file, without waiting
+        for readers or blocking writers (``PASSIVE``)."""
+        raw = self._engine.raw_connection()
+        try:
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+        finally:
+            raw.close()
+
     def run(self, steps: Sequence[Step], durable: bool) -> list[int]:
         """Run ``steps`` in one ``BEGIN IMMEDIATE`` transaction, committed
         with ``synchronous=FULL`` if ``durable``, else ``NORMAL``; how many
