@@ -19,7 +19,7 @@ revocation is committed where a crash of the processes cannot take it
 (SQLite's file, PostgreSQL's WAL written out). A power cut cannot be
 simulated here: that the commit also reached the disk is SQLite's
 ``synchronous=FULL`` and PostgreSQL's synchronous commit, whose choice per
-write ``tests/stores/test_sql_durability.py`` checks.
+write ``tests/stores/test_sql_writes.py`` checks.
 """
 
 from __future__ import annotations
