@@ -331,11 +331,13 @@ def jwt_extended_redis(env: Env) -> Flask:
 # -- Flask-Signoff ---------------------------------------------------------------
 
 
-def _signoff(store_url: str, *, bearer: bool = False) -> Flask:
+def _signoff(store_url: str, *, bearer: bool = False, **config: t.Any) -> Flask:
     import flask_signoff as fs
 
     app = _base_app()
-    app.config.update(SIGNOFF_STORE_URL=store_url, SIGNOFF_COOKIE_SECURE=False)
+    app.config.update(
+        SIGNOFF_STORE_URL=store_url, SIGNOFF_COOKIE_SECURE=False, **config
+    )
     signoff = fs.Signoff(app)
     signoff.user_loader(USERS.get)
 

@@ -148,6 +148,7 @@ def markdown(results: dict[str, t.Any]) -> str:
                 f"| {'yes' if row['revoked'] else '**no**'} |"
             )
         add("")
+        _targets(add, cycle.get("targets"))
 
     http = results.get("http")
     if http:
@@ -190,7 +191,7 @@ def markdown(results: dict[str, t.Any]) -> str:
         if purges:
             add(
                 "`purge_expired` of every expired row, in batches, "
-                "with concurrent GETs:\n"
+                "with concurrent GETs that each write their touch:\n"
             )
             add(
                 "| store | rows | batches | purge s | longest batch ms "
@@ -206,7 +207,21 @@ def markdown(results: dict[str, t.Any]) -> str:
                     f"| {_f(p['p99_get_ms_during'], 1)} |"
                 )
             add("")
+        _targets(add, scale.get("targets"))
     return "\n".join(lines)
+
+
+def _targets(add: t.Callable[[str], None], targets: list[dict] | None) -> None:
+    """The table of a phase's targets, if it has any."""
+    if not targets:
+        return
+    add("Targets:\n")
+    add("| target | goal | measured | met |")
+    add("|---|---|---:|:---:|")
+    for row in targets:
+        met = "yes" if row["met"] else "no"
+        add(f"| {row['what']} | {row['goal']} | {_f(row['value'], 2)} | {met} |")
+    add("")
 
 
 def chart(results: dict[str, t.Any], path: str) -> str | None:

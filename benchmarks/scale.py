@@ -117,7 +117,7 @@ def load_redis(app: Flask, records: list[SessionRecord]) -> None:
 LOADERS = {"sqlite": load_sqlite, "postgres": load_postgres, "redis": load_redis}
 
 
-def store_size(kind: str, app: Flask, env: Env, path: str | None) -> int:
+def store_size(kind: str, app: Flask, path: str | None) -> int:
     """Bytes the store uses for sessions now."""
     store = app.extensions["signoff"].store
     if kind == "sqlite":
@@ -170,14 +170,17 @@ def time_lookups(app: Flask, keys: list[str], budget: float) -> dict[str, float]
     return result
 
 
-def scale_store_url(kind: str, env: Env) -> tuple[str, str | None]:
+def scale_store_url(kind: str, env: Env, size: str) -> tuple[str, str | None]:
+    """Where the store of ``size`` (``small`` or ``large``) of ``kind`` is."""
     if kind == "sqlite":
-        path = os.path.join(env.workdir, "scale.sqlite3")
+        name = "scale.sqlite3" if size == "large" else "scale-small.sqlite3"
+        path = os.path.join(env.workdir, name)
         return "sqlite:///" + path, path
     if kind == "postgres":
         assert env.postgres_url is not None
-        return env.postgres_url.rsplit("/", 1)[0] + "/scale", None
-    return env.redis_db(3), None
+        name = "scale" if size == "large" else "scale_small"
+        return env.postgres_url.rsplit("/", 1)[0] + "/" + name, None
+    return env.redis_db(3 if size == "large" else 4), None
 
 
 # -- concurrent GETs during a purge ---------------------------------------------
@@ -187,7 +190,9 @@ def _get_loop(url: str, headers: dict[str, str], stop: t.Any, out: t.Any) -> Non
     import logging
 
     logging.getLogger("flask_signoff").setLevel(logging.ERROR)
-    app = _signoff(url)
+    # Every GET also writes (its touch is due at once): it waits for the
+    # purge's write lock wherever the store has one.
+    app = _signoff(url, SIGNOFF_TOUCH_INTERVAL=0.001)
     base = inproc.environ("GET", "/me", headers)
     samples: list[tuple[float, float]] = []
     bad = 0
@@ -218,7 +223,8 @@ def purge_with_concurrent_gets(
     vacuum: t.Callable[[str], t.Any] | None = None,
 ) -> dict[str, float]:
     """Expire every session but ``keep_key``, then purge them in batches while
-    another process does authenticated GETs; the longest GET is the stall."""
+    another process does authenticated GETs, each of which writes its touch;
+    the longest GET is the stall."""
     import sqlalchemy as sa
 
     store = app.extensions["signoff"].store

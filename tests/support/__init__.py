@@ -23,12 +23,11 @@ a ``conftest.py`` or another test module:
                     loopback, logout tokens signed claim by claim
 ``oidc_demo``       the demo and a real OpenID Connect provider
                     (``run_oidc_demo``, the provider's ``ACCOUNTS``, ``Agent``)
-``gunicorn_demo``   the demo under gunicorn, and a browser over sockets
+``gunicorn_demo``   the demo under gunicorn (``GunicornDemo`` also kills and
+                    restarts it), and a browser over sockets
 ``browser``         steps of the browser tests: ``submit``, ``page_text``...
 ``load``            the load of the outage tests, in a process of its own
 ``docs``            the code blocks of the documentation pages, to run them
-``oidc``            an OpenID Connect provider's documents served on
-                    127.0.0.1, logout tokens, an app signed in through it
 ==================  =========================================================
 """
 

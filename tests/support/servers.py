@@ -478,13 +478,19 @@ class PostgresServer(_Freezable):
             self.execute(f'CREATE DATABASE "{name}"')
         return self.database_url(name)
 
-    def stop(self) -> None:
-        """Fast shutdown (SIGINT): clients are disconnected, data kept."""
+    def stop(self, *, immediate: bool = False) -> None:
+        """Fast shutdown (SIGINT): clients are disconnected, data kept.
+
+        With ``immediate``, an immediate shutdown (SIGQUIT, as ``pg_ctl stop
+        -m immediate``): every process exits at once, with no checkpoint and
+        without writing the WAL still in shared memory, as in a crash;
+        :meth:`start` then recovers from the WAL on disk.
+        """
         self.resume()
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGQUIT if immediate else signal.SIGINT)
         try:
             proc.wait(20)
         except subprocess.TimeoutExpired:

@@ -8,6 +8,12 @@ exception may escape for a backend fault.
 The guarantees below are tested for every backend by one conformance suite
 (``tests/stores/test_conformance.py``) against real servers.
 
+Durability: a method that ends a credential (deletes sessions, revokes
+families, spends a refresh token, bumps an epoch) returns once its change
+survives a power cut, as far as the backend's configuration allows (Redis:
+its ``appendfsync``). The others may return earlier: losing a sign-in, a
+touch or a token issued costs one more sign-in and nothing else.
+
 Keys are ``hash_secret(secret)`` = ``<tag>.<sha256 hex>``: a store never sees
 a session id or a refresh token, only their SHA-256 and the routing tag
 (:func:`~flask_signoff.core.ids.key_tag`). Methods that take a ``user_id``

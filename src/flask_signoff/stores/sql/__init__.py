@@ -18,6 +18,12 @@ conditional statements or short transactions:
   (compare-and-set), and its family must still exist;
 - epochs: ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``.
 
+Only revocations wait for the disk: every write says whether it must
+survive a power cut once answered (sign-outs, revocations, spent refresh
+tokens, epoch bumps) or only a crash of the process (sign-ins, touches,
+tokens issued, throttle counts, the purge); see :mod:`.store` and
+:mod:`.sqlite`.
+
 On SQLite every transaction that may write starts with ``BEGIN IMMEDIATE``:
 a deferred read that later upgrades to a write fails with "database is
 locked" whatever the busy timeout. The database runs in WAL mode, so readers
@@ -52,12 +58,17 @@ meets them:
     fast.py        the two reads of every request (the session, the access
                    token check) as one compiled statement on the driver: a
                    connection per thread on SQLite, prepared on psycopg
+    writes.py      the writes of sign-in, sign-out and touches, built once;
+                   on SQLite's own driver run straight on a pooled
+                   connection, in one BEGIN IMMEDIATE transaction
     schema.py      the tables (prefixed), race-safe creation, columns added
                    by later versions, the meta table; records <-> rows
-    sqlite.py      SQLite engine set-up: a 0600 file, WAL, synchronous=FULL,
-                   BEGIN IMMEDIATE for transactions that may write
+    sqlite.py      SQLite engine set-up: a 0600 file, WAL, synchronous
+                   FULL or NORMAL per transaction, BEGIN IMMEDIATE for
+                   transactions that may write
     postgresql.py  PostgreSQL engine set-up: connect, statement and lock
-                   timeouts; advisory locks (per user, schema creation)
+                   timeouts; synchronous_commit per transaction; advisory
+                   locks (per user, schema creation)
     watchdog.py    the thread that ends calls to a PostgreSQL server that
                    stopped answering
     stats.py       the counts of `flask signoff stats`, in one read

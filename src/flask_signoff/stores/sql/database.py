@@ -5,7 +5,8 @@
 (:mod:`.schema`) and the fast reads (:mod:`.fast`), and runs every call of
 the store through one read wrapper (:meth:`Database.read`, a connection that
 does not write) or one write wrapper (:meth:`Database.write`, one
-transaction that may write: ``BEGIN IMMEDIATE`` on SQLite), or, for the two
+transaction that may write: ``BEGIN IMMEDIATE`` on SQLite, durable or not,
+as its caller says), or, for the two
 reads of every request, :meth:`Database.one`. Each of them creates the
 schema on first use, runs a call once more when its pooled connection turns
 out dead, and translates errors (:mod:`.errors`).
@@ -21,6 +22,16 @@ before its ``COMMIT`` was sent (a transaction that was never committed left
 nothing behind). SQLAlchemy then replaces every older connection of the
 pool. A call ended by the watchdog is not run again: the server is slow or
 gone, and a second wait would only double the first.
+
+Durable writes
+--------------
+
+Every write names its durability (:meth:`Database.write`'s ``durable``,
+which has no default). A durable one returns only once its commit would
+survive a power cut: ``synchronous=FULL`` on SQLite (:mod:`.sqlite`), its
+WAL flushed on PostgreSQL (:mod:`.postgresql`). The others return before
+that sync, which costs more than the rest of a sign-in together; a power cut
+may lose them, never a revocation answered after them.
 """
 
 from __future__ import annotations
@@ -28,7 +39,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import postgresql, sqlite
@@ -37,6 +48,7 @@ from .fast import HotQueries, PsycopgReads, Query, Row, SQLiteReads
 from .lazy import LazyModule
 from .schema import Schema
 from .watchdog import Watchdog
+from .writes import SQLiteWrites, Step
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -96,6 +108,9 @@ class Database:
         self._queries: HotQueries | None = None
         self._schema_ready = False
         self._engine_lock = threading.Lock()
+        #: The lean write transactions of :meth:`run`, on SQLite's own
+        #: driver; made with the engine.
+        self.fast_writes: SQLiteWrites | None = None
         path = None
         if (
             self.dialect == "sqlite"
@@ -124,8 +139,12 @@ class Database:
             self.watchdog = Watchdog(postgresql.WATCHDOG_FACTOR * self._timeout)
         if self.dialect == "sqlite":
             sqlite.configure(engine)
-        self._engine = engine
+        elif self.dialect == "postgresql":
+            postgresql.configure(engine)
         driver = sa_url.get_driver_name()
+        if self.dialect == "sqlite" and driver == "pysqlite":
+            self.fast_writes = SQLiteWrites(engine)
+        self._engine = engine
         if self.fast_reads is not None:
             pass  # a plain file: set up without the engine
         elif self.dialect == "sqlite" and driver == "pysqlite":
@@ -193,22 +212,64 @@ class Database:
 
         return self._call(operation, attempt)
 
-    def write(self, operation: str, fn: Callable[[Connection], T]) -> T:
+    def write(
+        self, operation: str, fn: Callable[[Connection], T], *, durable: bool
+    ) -> T:
         """``fn(conn)`` in one write transaction (see :meth:`_call`).
 
         :param operation: the store operation, named in errors.
+        :param durable: return only once the commit would survive a power
+            cut (a revocation), rather than once it survives the process
+            (see the module's docstring).
         """
 
         def attempt() -> T:
-            with self._connection(write=True) as conn:
+            with self._connection(write=True, durable=durable) as conn:
                 return fn(conn)
 
         return self._call(operation, attempt)
 
+    def run(
+        self,
+        operation: str,
+        steps: Sequence[Step],
+        *,
+        durable: bool,
+        lock_user: str | None = None,
+    ) -> list[int]:
+        """Run the prepared statements ``steps`` (of
+        :class:`~.writes.WriteStatements`) in one write transaction, as
+        :meth:`write` would; how many rows each changed.
+
+        On SQLite's own driver, straight on the driver (:mod:`.writes`);
+        elsewhere through :meth:`write`, under the lock of ``lock_user``
+        first if given (``BEGIN IMMEDIATE`` already serialises SQLite).
+        """
+        self.engine  # noqa: B018 -- made first: it decides fast_writes
+        writes = self.fast_writes
+        if writes is not None:
+            return self._call(operation, writes.run, steps, durable)
+
+        def run(conn: Connection) -> list[int]:
+            self.lock_user(conn, lock_user)
+            return [conn.execute(stmt, dict(params)).rowcount for stmt, params in steps]
+
+        return self.write(operation, run, durable=durable)
+
+    def after_bulk_write(self) -> None:
+        """After a transaction that wrote many pages (a purge batch): on
+        SQLite, checkpoint the WAL now, so that the commit of a request
+        never finds it past ``wal_autocheckpoint`` and pays for the
+        checkpoint itself. Errors are left to the next call."""
+        if self.fast_writes is not None:
+            with contextlib.suppress(*self.errors.handled):
+                self.fast_writes.checkpoint()
+
     def one(self, operation: str, which: str, params: dict[str, Any]) -> Row | None:
-        """The first row of one of the reads of every request: ``"session"``
-        or ``"access"`` (see :mod:`.fast`), on the fast path if the driver
-        has one, else through SQLAlchemy (see :meth:`_call`)."""
+        """The first row of one of the reads of every request, ``"session"``
+        or ``"access"``, or of ``"epoch"`` (see :mod:`.fast`), on the fast
+        path if the driver has one, else through SQLAlchemy (see
+        :meth:`_call`)."""
         reads = self.fast_reads
         if isinstance(reads, SQLiteReads):
             return self._sqlite(
@@ -282,18 +343,22 @@ class Database:
         return self.watchdog.watch(conn.connection.dbapi_connection, conn.invalidate)
 
     @contextlib.contextmanager
-    def _connection(self, *, write: bool) -> Iterator[Connection]:
+    def _connection(self, *, write: bool, durable: bool = True) -> Iterator[Connection]:
         """A pooled connection, watched on PostgreSQL. With ``write``, the
         block is one transaction begun as a writer (``BEGIN IMMEDIATE`` on
-        SQLite) and committed at its end."""
+        SQLite) and committed at its end, durably if ``durable``."""
         with self.engine.connect() as conn, self._watched(conn):
             if not write:
                 yield conn
                 return
-            conn.execution_options(**{sqlite.WRITE_OPTION: True})
+            conn.execution_options(
+                **{sqlite.WRITE_OPTION: True, sqlite.DURABLE_OPTION: durable}
+            )
             committing = False
             try:
                 with conn.begin():
+                    if durable and self.dialect == "postgresql":
+                        postgresql.make_durable(conn)
                     yield conn
                     committing = True
             except exc.DBAPIError as e:

@@ -108,6 +108,11 @@ class SQLiteQueries:
             "AND drop_at > ?)",
             ("user_id", "family_id", "user_id", "now"),
         )
+        #: The epoch of ``user_id`` (read at sign-in).
+        self.epoch = Query(
+            f"SELECT epoch FROM {epochs} WHERE user_id = ?",  # noqa: S608
+            ("user_id",),
+        )
         #: Set ``last_seen_at`` and ``drop_at`` of the session ``key``.
         self.touch = Query(
             f"UPDATE {sessions} SET last_seen_at = ?, drop_at = ?"  # noqa: S608
@@ -117,7 +122,8 @@ class SQLiteQueries:
 
 
 class HotQueries:
-    """The two statements of every request, built from the store's tables.
+    """The reads of every request (and the epoch read at sign-in), built from
+    the store's tables.
 
     :param schema: the store's tables.
     :param engine: the engine whose dialect compiles them.
@@ -141,8 +147,13 @@ class HotQueries:
                 v.c.drop_at > sa.bindparam("now"),
             ),
         )
+        #: The epoch of ``:user_id`` (read at sign-in).
+        self.epoch_stmt = sa.select(e.c.epoch).where(
+            e.c.user_id == sa.bindparam("user_id")
+        )
         self.session = Query.compile(self.session_stmt, engine)
         self.access = Query.compile(self.access_stmt, engine)
+        self.epoch = Query.compile(self.epoch_stmt, engine)
 
 
 #: Readers with per-thread connections; a forked child drops its copies.
@@ -236,6 +247,10 @@ class SQLiteReads(_PerThread[sqlite3.Connection]):
         conn: sqlite3.Connection = sqlite3.connect(self._database, **self._connect_args)
         try:
             set_up_connection(conn)
+            # The one write made here is a touch, which need not survive a
+            # power cut (a lost one only makes the idle timeout a little
+            # earlier): no sync at its commit (see .writes for the rule).
+            conn.execute("PRAGMA synchronous=NORMAL")
         except BaseException:
             conn.close()
             raise

@@ -69,4 +69,5 @@ def end_provider_sessions(
             conn.execute(sa.delete(f).where(f.c.family_id.in_(ids)))
         return len(found) + conn.execute(sa.delete(s).where(match(s))).rowcount
 
-    return db.write("end_provider_sessions", run)
+    # A revocation: answered only once it would survive a power cut.
+    return db.write("end_provider_sessions", run, durable=True)

@@ -2,17 +2,31 @@
 
 Each method says what to run; :class:`.database.Database` runs it, through
 its one read wrapper (``self._db.read(operation, fn)``) or its one write
-wrapper (``self._db.write(operation, fn)``: one transaction, ``BEGIN
+wrapper (``self._db.write(operation, fn, durable=...)``: one transaction, ``BEGIN
 IMMEDIATE`` on SQLite), which create the schema on first use, run a call
 once more on a new connection when its pooled one was dead, and translate
 errors. The two reads of every request, the session and the access token
 check, are one statement each on the fast path (:meth:`.database.Database.one`).
 The atomic operations are listed in the package's docstring.
+
+Durability
+----------
+
+Every write says whether it must survive a power cut once answered
+(``durable=True``; see :mod:`.database`). Durable: what ends a credential,
+that is deleting sessions (sign-out, revocation, rotation, the session
+replaced at sign-in), revoking families, spending a refresh token (else a
+crash could let it be spent again, unseen by reuse detection), bumping an
+epoch; and the routing key. Not durable, since losing one costs a sign-in
+and nothing else: creating a session (with its evictions: a crash brings
+back the state before the sign-in), saving or touching it, issuing refresh
+tokens, throttle counts and the purge.
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +55,7 @@ from .schema import (
 )
 from .stats import count_live
 from .throttle import release, reserve
+from .writes import Step, WriteStatements, row_params
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -80,6 +95,14 @@ class SQLStore(Store):
         :func:`sqlalchemy.create_engine`.
     """
 
+    #: Most rows one transaction of :meth:`purge_expired` deletes: a short
+    #: write lock (a few milliseconds on SQLite, a million rows stored).
+    purge_chunk = 100
+    #: Least pause, in seconds, after each transaction of
+    #: :meth:`purge_expired` (at least as long as the transaction took), so
+    #: that requests waiting to write go first.
+    purge_pause = 0.002
+
     def __init__(
         self,
         url: str,
@@ -100,6 +123,7 @@ class SQLStore(Store):
         #: connection per thread; on psycopg, prepared statements; ``None``
         #: on other drivers, whose reads go through SQLAlchemy.
         self.fast_reads = db.fast_reads
+        self._writes: WriteStatements | None = None
 
     # SQLAlchemy's objects, made on first use: on SQLite the reads and
     # touches of every request need none of them (see .lazy).
@@ -125,6 +149,14 @@ class SQLStore(Store):
     def t(self) -> dict[str, sa.Table]:
         """The tables by short name (``self.t["sessions"]``)."""
         return self._db.schema.tables
+
+    @property
+    def _w(self) -> WriteStatements:
+        """The frequent writes, built on first use (see :mod:`.writes`)."""
+        w = self._writes
+        if w is None:
+            w = self._writes = WriteStatements(self._db)
+        return w
 
     def create_schema(self) -> None:
         """Create the tables if they are missing, and add the columns of
@@ -168,7 +200,7 @@ class SQLStore(Store):
         # first) no write lock is taken.
         kept = self._db.read("load_routing_key", _scalar(read))
         if kept is None:
-            kept = self._db.write("load_routing_key", create_and_read)
+            kept = self._db.write("load_routing_key", create_and_read, durable=True)
         try:
             key = bytes.fromhex(str(kept))
         except ValueError:
@@ -188,27 +220,20 @@ class SQLStore(Store):
         return None if row is None else session_from_row(row)
 
     def _insert_session(
-        self, conn: Connection, record: SessionRecord, max_per_user: int | None
-    ) -> None:
-        s = self.t["sessions"]
-        conn.execute(sa.insert(s).values(**session_values(record)))
+        self, record: SessionRecord, max_per_user: int | None
+    ) -> list[Step]:
+        w = self._w
+        steps: list[Step] = [(w.insert_session, row_params(session_values(record)))]
         if max_per_user is not None and record.user_id is not None:
-            excess = (
-                sa.select(s.c.key)
-                .where(s.c.user_id == record.user_id)
-                .order_by(s.c.created_at.desc(), s.c.key)
-                .offset(max_per_user)
-            )
-            conn.execute(sa.delete(s).where(s.c.key.in_(excess.scalar_subquery())))
+            evict = {"b_user_id": record.user_id, "b_keep": max_per_user}
+            steps.append((w.evict, evict))
+        return steps
 
     def create_session(
         self, record: SessionRecord, *, max_per_user: int | None = None
     ) -> None:
-        def create(conn: Connection) -> None:
-            self._db.lock_user(conn, record.user_id)
-            self._insert_session(conn, record, max_per_user)
-
-        self._db.write("create_session", create)
+        steps = self._insert_session(record, max_per_user)
+        self._db.run("create_session", steps, durable=False, lock_user=record.user_id)
 
     def update_session(self, record: SessionRecord) -> bool:
         s = self.t["sessions"]
@@ -224,20 +249,17 @@ class SQLStore(Store):
                 remember=record.remember,
             )
         )
-        return self._db.write("update_session", _rowcount(stmt)) == 1
+        stored = self._db.write("update_session", _rowcount(stmt), durable=False)
+        return stored == 1
 
     def touch_session(self, key: str, last_seen_at: float, drop_at: float) -> bool:
         params = {"key": key, "last_seen_at": last_seen_at, "drop_at": drop_at}
         touched = self._db.touch("touch_session", params)
         if touched is not None:  # one UPDATE on SQLite's fast path
             return touched == 1
-        s = self.t["sessions"]
-        stmt = (
-            sa.update(s)
-            .where(s.c.key == key)
-            .values(last_seen_at=last_seen_at, drop_at=drop_at)
-        )
-        return self._db.write("touch_session", _rowcount(stmt)) == 1
+        params = {"b_key": key, "b_last_seen_at": last_seen_at, "b_drop_at": drop_at}
+        steps = [(self._w.touch_session, params)]
+        return self._db.run("touch_session", steps, durable=False) == [1]
 
     def rotate_session(
         self, old_key: str | None, new: SessionRecord, *, require_old: bool
@@ -251,15 +273,15 @@ class SQLStore(Store):
                 gone = conn.execute(sa.delete(s).where(s.c.key == old_key)).rowcount
             if require_old and gone != 1:
                 return False
-            self._insert_session(conn, new, None)
+            for stmt, params in self._insert_session(new, None):
+                conn.execute(stmt, dict(params))
             return True
 
-        return self._db.write("rotate_session", rotate)
+        return self._db.write("rotate_session", rotate, durable=True)
 
     def delete_session(self, key: str) -> bool:
-        s = self.t["sessions"]
-        stmt = sa.delete(s).where(s.c.key == key)
-        return self._db.write("delete_session", _rowcount(stmt)) == 1
+        steps = [(self._w.delete_session, {"b_key": key})]
+        return self._db.run("delete_session", steps, durable=True) == [1]
 
     def list_sessions(self, user_id: str, now: float) -> list[SessionRecord]:
         s = self.t["sessions"]
@@ -287,7 +309,7 @@ class SQLStore(Store):
             conn.execute(sa.delete(s).where(s.c.key == row.key))
             return session_from_row(row)
 
-        return self._db.write("delete_session_by_public_id", delete)
+        return self._db.write("delete_session_by_public_id", delete, durable=True)
 
     def delete_user_sessions(self, user_id: str, *, keep_key: str | None = None) -> int:
         s = self.t["sessions"]
@@ -299,20 +321,34 @@ class SQLStore(Store):
             self._db.lock_user(conn, user_id)
             return conn.execute(stmt).rowcount
 
-        return self._db.write("delete_user_sessions", delete)
+        return self._db.write("delete_user_sessions", delete, durable=True)
 
     def delete_all_sessions(self) -> int:
         return self._db.write(
-            "delete_all_sessions", _rowcount(sa.delete(self.t["sessions"]))
+            "delete_all_sessions",
+            _rowcount(sa.delete(self.t["sessions"])),
+            durable=True,
         )
 
     def purge_expired(self, now: float, *, batch_size: int = 500) -> int:
         total = 0
-        for table, pk, deadline in self.schema.expiring():
-            batch = sa.select(pk).where(deadline <= now).limit(batch_size)
-            stmt = sa.delete(table).where(pk.in_(batch.scalar_subquery()))
-            # One short transaction per table and batch: never a long lock.
-            total += self._db.write("purge_expired", _rowcount(stmt))
+        for stmt in self._w.purge:
+            left = batch_size
+            while left > 0:
+                limit = min(left, self.purge_chunk)
+                steps = [(stmt, {"b_now": now, "b_limit": limit})]
+                started = time.monotonic()
+                gone = self._db.run("purge_expired", steps, durable=False)[0]
+                held = time.monotonic() - started
+                total, left = total + gone, left - limit
+                if gone:
+                    self._db.after_bulk_write()
+                    # Let the writers that waited for this transaction in
+                    # before the next one (SQLite's busy handler retries
+                    # after 1, 3, 8 ... ms).
+                    time.sleep(min(max(held, self.purge_pause), 0.05))
+                if gone < limit:
+                    break
         return total
 
     def stats(self, now: float) -> StoreStats:
@@ -321,9 +357,8 @@ class SQLStore(Store):
     # -- users -------------------------------------------------------------------
 
     def get_epoch(self, user_id: str) -> int:
-        e = self.t["epochs"]
-        stmt = sa.select(e.c.epoch).where(e.c.user_id == user_id)
-        return int(self._db.read("get_epoch", _scalar(stmt)) or 0)
+        row = self._db.one("get_epoch", "epoch", {"user_id": user_id})
+        return 0 if row is None else int(row[0])
 
     def bump_epoch(self, user_id: str) -> int:
         e = self.t["epochs"]
@@ -335,18 +370,16 @@ class SQLStore(Store):
             )
             .returning(e.c.epoch)
         )
-        return int(self._db.write("bump_epoch", lambda c: c.execute(stmt).scalar_one()))
+        return int(self._db.write("bump_epoch", _scalar(stmt), durable=True))
 
     # -- refresh-token families ------------------------------------------------
 
     def create_family(self, family: FamilyRecord, first: RefreshRecord) -> None:
-        f, r = self.t["families"], self.t["refresh"]
-
-        def create(conn: Connection) -> None:
-            conn.execute(sa.insert(f).values(**family_values(family)))
-            conn.execute(sa.insert(r).values(**refresh_values(first)))
-
-        self._db.write("create_family", create)
+        steps: list[Step] = [
+            (self._w.insert_family, row_params(family_values(family))),
+            (self._w.insert_refresh, row_params(refresh_values(first))),
+        ]
+        self._db.run("create_family", steps, durable=False)
 
     def get_refresh(self, key: str) -> RefreshRecord | None:
         r = self.t["refresh"]
@@ -376,7 +409,7 @@ class SQLStore(Store):
                 return SpendResult(SpendStatus.MISSING)
             return SpendResult(SpendStatus.ALREADY_SPENT, refresh_from_row(row))
 
-        return self._db.write("spend_refresh", run)
+        return self._db.write("spend_refresh", run, durable=True)
 
     def add_refresh(self, record: RefreshRecord, now: float) -> bool:
         r, f = self.t["refresh"], self.t["families"]
@@ -389,7 +422,8 @@ class SQLStore(Store):
         # RETURNING, not rowcount: drivers need not report the rowcount of an
         # INSERT (psycopg's is gone once SQLAlchemy has closed the cursor).
         stmt = sa.insert(r).from_select(list(values), source).returning(r.c.key)
-        return self._db.write("add_refresh", _first(stmt)) is not None
+        added = self._db.write("add_refresh", _first(stmt), durable=False)
+        return added is not None
 
     def get_family(self, family_id: str, user_id: str) -> FamilyRecord | None:
         f = self.t["families"]
@@ -398,29 +432,13 @@ class SQLStore(Store):
         return None if row is None else family_from_row(row)
 
     def revoke_family(self, family_id: str, user_id: str, until: float) -> None:
-        f, r, v = self.t["families"], self.t["refresh"], self.t["revoked"]
-        insert = self._db.insert(v).values(
-            family_id=family_id, user_id=user_id, drop_at=until
-        )
-        # Keep the later deadline if the family was already revoked.
-        later = sa.func.max if self.dialect == "sqlite" else sa.func.greatest
-        mark = insert.on_conflict_do_update(
-            index_elements=[v.c.family_id],
-            set_={"drop_at": later(v.c.drop_at, insert.excluded.drop_at)},
-        )
-
-        def revoke(conn: Connection) -> None:
-            # Scoped to the user, as get_family is: a family id names a family
-            # only together with its user (the Redis store keys it that way).
-            conn.execute(mark)
-            conn.execute(
-                sa.delete(r).where(r.c.family_id == family_id, r.c.user_id == user_id)
-            )
-            conn.execute(
-                sa.delete(f).where(f.c.family_id == family_id, f.c.user_id == user_id)
-            )
-
-        self._db.write("revoke_family", revoke)
+        w = self._w
+        params = {"b_family_id": family_id, "b_user_id": user_id, "b_until": until}
+        # The marker keeps the later deadline if the family was already
+        # revoked; all three are scoped to the user (see WriteStatements).
+        steps = [(w.mark_revoked, params), (w.delete_family_tokens, params)]
+        steps.append((w.delete_family, params))
+        self._db.run("revoke_family", steps, durable=True)
 
     def revoke_user_families(self, user_id: str) -> int:
         f, r = self.t["families"], self.t["refresh"]
@@ -429,7 +447,7 @@ class SQLStore(Store):
             conn.execute(sa.delete(r).where(r.c.user_id == user_id))
             return conn.execute(sa.delete(f).where(f.c.user_id == user_id)).rowcount
 
-        return self._db.write("revoke_user_families", revoke)
+        return self._db.write("revoke_user_families", revoke, durable=True)
 
     def revoke_all_families(self, until: float) -> int:
         f, r, v = self.t["families"], self.t["refresh"], self.t["revoked"]
@@ -449,7 +467,7 @@ class SQLStore(Store):
             conn.execute(sa.delete(r))
             return conn.execute(sa.delete(f)).rowcount
 
-        return self._db.write("revoke_all_families", revoke)
+        return self._db.write("revoke_all_families", revoke, durable=True)
 
     def end_provider_sessions(
         self, iss: str, *, sid: str = "", sub: str = "", until: float

@@ -47,7 +47,7 @@ def reserve(
         attempts, ends = conn.execute(full).one()
         return Reserved(False, int(attempts), float(ends))
 
-    return db.write("reserve", run)
+    return db.write("reserve", run, durable=False)
 
 
 def release(db: Database, th: sa.Table, key: str, ends: float) -> bool:
@@ -59,4 +59,7 @@ def release(db: Database, th: sa.Table, key: str, ends: float) -> bool:
         .where(th.c.key == key, th.c.expires_at == ends, th.c.attempts > 0)
         .values(attempts=th.c.attempts - 1)
     )
-    return db.write("release", lambda conn: conn.execute(stmt).rowcount) == 1
+    return (
+        db.write("release", lambda conn: conn.execute(stmt).rowcount, durable=False)
+        == 1
+    )
