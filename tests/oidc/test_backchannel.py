@@ -404,6 +404,54 @@ def test_an_unknown_kid_costs_one_fetch_per_interval(
 
 
 @SQLITE_ONLY
+def test_a_failing_key_set_is_fetched_once_per_interval(
+    app: Flask, idp: ProviderServer, clock: FrozenClock
+) -> None:
+    # Forged tokens with made-up kids, while the provider's JWK Set fails:
+    # each would otherwise send the provider one more request.
+    alice = sign_in(app, idp)
+    assert post_logout(app.test_client(), idp.logout_token(sid="x")).status_code == 200
+    assert idp.requests["/jwks"] == 1
+    clock.advance(61)
+    idp.raw["/jwks"] = (500, {}, b"")
+    for i in range(5):
+        token = idp.logout_token(key=SigningKey(f"made-up-{i}"), now=clock())
+        assert post_logout(app.test_client(), token).status_code in (400, 503)
+    assert idp.requests["/jwks"] == 2
+    # A key the set holds still verifies meanwhile, with no fetch.
+    token = idp.logout_token(sid="y", now=clock())
+    assert post_logout(app.test_client(), token).status_code == 200
+    assert idp.requests["/jwks"] == 2
+    # An interval later the set is fetched again, and the rotated key found.
+    del idp.raw["/jwks"]
+    rotated = SigningKey("key-2", "ES256")
+    idp.keys.append(rotated)
+    clock.advance(61)
+    token = idp.logout_token(key=rotated, now=clock())
+    assert post_logout(app.test_client(), token).status_code == 200
+    assert idp.requests["/jwks"] == 3
+    assert signed_in(alice) is None
+
+
+@SQLITE_ONLY
+def test_a_key_set_never_fetched_is_tried_once_per_interval(
+    app: Flask, idp: ProviderServer, clock: FrozenClock
+) -> None:
+    alice = sign_in(app, idp)
+    idp.raw["/jwks"] = (500, {}, b"")
+    for i in range(5):
+        token = idp.logout_token(key=SigningKey(f"made-up-{i}"), now=clock())
+        assert post_logout(app.test_client(), token).status_code == 503
+    assert idp.requests["/jwks"] == 1
+    del idp.raw["/jwks"]
+    clock.advance(61)
+    token = idp.logout_token(now=clock())
+    assert post_logout(app.test_client(), token).status_code == 200
+    assert idp.requests["/jwks"] == 2
+    assert signed_in(alice) is None
+
+
+@SQLITE_ONLY
 def test_the_provider_down_is_503_and_ends_nothing(
     app: Flask, idp: ProviderServer, caplog: pytest.LogCaptureFixture
 ) -> None:

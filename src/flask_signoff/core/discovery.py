@@ -8,9 +8,12 @@ seconds, so a logout costs no request to the provider in the common case.
 
 Key rotation: a token signed with a ``kid`` the kept set lacks makes one
 fetch of the set, at most once per :attr:`ProviderDocuments.refetch_interval`
-seconds; a ``kid`` still unknown is refused. A stream of forged tokens with
+seconds; a ``kid`` still unknown is refused. The interval counts from the
+last attempt, whether it succeeded or not: a set never fetched, or kept too
+long, that fails to come is not asked for again within it either (the token
+gets a 503, which the provider retries). A stream of forged tokens with
 made-up ``kid`` values therefore costs the provider at most one request per
-interval.
+interval, also while it is failing.
 
 No redirect is followed, and a document over :data:`MAX_DOCUMENT` bytes is
 refused: the URLs come from configuration and from the provider's own
@@ -91,7 +94,8 @@ class ProviderDocuments:
     #: Seconds a fetched document is kept before it is fetched again.
     lifespan: float = 3600.0
     #: Fewest seconds between two fetches of the JWK Set made because a
-    #: token named an unknown ``kid``.
+    #: token named an unknown ``kid``, or because the kept set is too old or
+    #: missing (counted from the last attempt, failed or not).
     refetch_interval: float = 60.0
 
     def __init__(
@@ -111,6 +115,8 @@ class ProviderDocuments:
         self._lock = threading.Lock()
         self._metadata: tuple[float, dict[str, t.Any]] | None = None
         self._keys: tuple[float, list[_Key]] | None = None
+        #: When the JWK Set was last asked for, successfully or not.
+        self._keys_tried: float | None = None
 
     # -- discovery -----------------------------------------------------------
 
@@ -180,21 +186,37 @@ class ProviderDocuments:
         there is exactly one. A key usable with ``algorithm`` has the
         algorithm's type (RSA for ``RS*``/``PS*``, EC for ``ES*``, OKP for
         ``EdDSA``) and, if its JWK names an ``alg``, names this one. The kept
-        set is fetched again when it is too old, and once (see
-        :attr:`refetch_interval`) when it lacks the key.
+        set is fetched again when it is too old or lacks the key, at most
+        once per :attr:`refetch_interval`, counted from the last attempt.
 
-        :raises ProviderUnavailable: the set cannot be fetched.
+        :raises ProviderUnavailable: the set cannot be fetched, or is too
+            old or missing and was asked for within the interval.
         """
         now = self.clock()
         with self._lock:
             kept = self._keys
-        if kept is None or now - kept[0] >= self.lifespan:
+            current = kept is not None and now - kept[0] < self.lifespan
+            if current:
+                assert kept is not None
+                key = _find(kept[1], kid, algorithm)
+                if key is not None:
+                    return key
+            tried = self._keys_tried
+            # Claimed under the lock: of the requests that find the interval
+            # over, one fetches; a failed fetch counts as much as one that
+            # came back, or each forged token would cost the provider a
+            # request for as long as it fails.
+            may_fetch = tried is None or now - tried >= self.refetch_interval
+            if may_fetch:
+                self._keys_tried = now
+        if may_fetch:
             return _find(self._key_set(now), kid, algorithm)
-        fetched_at, keys = kept
-        key = _find(keys, kid, algorithm)
-        if key is None and now - fetched_at >= self.refetch_interval:
-            key = _find(self._key_set(now), kid, algorithm)
-        return key
+        if current:
+            return None  # an unknown kid, and the set was asked for lately
+        raise ProviderUnavailable(
+            f"The provider's keys could not be fetched; they are asked for at "
+            f"most once every {self.refetch_interval:g} seconds."
+        )
 
 
 class _Key(t.NamedTuple):
