@@ -27,6 +27,7 @@ from flask_signoff.core.ids import parse_secret
 from flask_signoff.core.sessions import SessionLifecycle, SessionPolicy
 from flask_signoff.exceptions import ConfigError, StoreUnavailable
 from flask_signoff.extension import get_state
+from flask_signoff.session_management import password_changed
 from flask_signoff.signals import session_rotated, user_logged_in
 from tests.support import SECRET_KEY
 from tests.support.apps import make_app
@@ -661,3 +662,21 @@ def test_signed_out_everywhere_while_adopting_ends_the_new_session(
     store.before.clear()
     assert signed_in(client) is None
     assert count_sessions(app) == 0
+
+
+def test_a_password_reset_while_signed_out_ends_the_old_cookies(
+    adopting: Flask,
+) -> None:
+    # A thief holds a copy of alice's Flask-Login cookie; alice resets her
+    # password from the "forgot password" page, signed in nowhere.
+    stolen = old_cookies(remember=True)
+    alice = adopting.extensions["test_users"]["alice"]
+    alice.get_security_stamp = lambda: "password hash 1"
+    with adopting.test_request_context("/reset", method="POST"):
+        adopting.preprocess_request()
+        alice.get_security_stamp = lambda: "password hash 2"
+        password_changed(alice)
+    r = browser(adopting, stolen).get("/public")
+    assert r.json == {"user": None, "cart": None}
+    assert set(deletions(r)) == {OLD_SESSION, OLD_REMEMBER}
+    assert count_sessions(adopting) == 0

@@ -19,7 +19,11 @@ Flask-Login would have signed it out.
 The user is loaded through the app's ``user_loader``: a user who is gone,
 or inactive, adopts nothing. So does a user whose epoch moved (signed out
 everywhere, a password changed) since Flask-Signoff took over: that is
-after every Flask-Login cookie was issued. The new session is never fresh
+after every Flask-Login cookie was issued. A security stamp that changed
+without the epoch moving tells nothing: Flask-Login's cookies bind no
+credential, so the new session is bound to the stamp the user has now
+(hence ``password_changed()`` on every credential change during the
+window, as docs/migration.md says). The new session is never fresh
 (Flask-Login's ``_fresh`` had no time limit; ours does), and remembered
 when the old sign-in was (a valid remember cookie of the same user, or a
 permanent Flask session). The other keys of the old session (a cart) move
