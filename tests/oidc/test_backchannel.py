@@ -203,6 +203,13 @@ def _broken_tokens(idp: ProviderServer) -> dict[str, tuple[str, str]]:
         "iat in the future": (idp.logout_token(now=now + 3600), "future"),
         "expired": (idp.logout_token(iat=now - 600, exp=now - 120), "expired"),
         "too old without exp": (idp.logout_token(exp=OMIT, iat=now - 3600), "expired"),
+        # An exp years ahead does not make an hour-old token new: its jti
+        # would have to be kept for years, and a copy would end the user's
+        # sessions again whenever the store forgot it.
+        "too old with a far exp": (
+            idp.logout_token(iat=now - 3600, exp=now + 10 * 365 * 86400),
+            "expired",
+        ),
         "wrong typ": (idp.logout_token(headers={"typ": "JWT"}), "typ"),
         "events missing": (idp.logout_token(events=OMIT), "events"),
         "wrong event": (
@@ -233,6 +240,7 @@ RULES = [
     "iat in the future",
     "expired",
     "too old without exp",
+    "too old with a far exp",
     "wrong typ",
     "events missing",
     "wrong event",
