@@ -15,10 +15,12 @@ gets a 503, which the provider retries). A stream of forged tokens with
 made-up ``kid`` values therefore costs the provider at most one request per
 interval, also while it is failing.
 
-No redirect is followed, and a document over :data:`MAX_DOCUMENT` bytes is
-refused: the URLs come from configuration and from the provider's own
-document, and an answer of another shape is a fault to report, not to
-chase. Any failure to fetch or read a document raises
+No redirect is followed, an endpoint of the document that is not an
+absolute ``https`` URL (``http`` too if the document came over ``http``) is
+refused, and so is a document over :data:`MAX_DOCUMENT` bytes: the URLs
+come from configuration and from the provider's own document, and an
+answer of another shape is a fault to report, not to chase. Any failure
+to fetch or read a document raises
 :class:`~flask_signoff.exceptions.ProviderUnavailable` (a 503: the logout
 can be retried), never a refusal of the token.
 
@@ -32,6 +34,7 @@ import json
 import threading
 import typing as t
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 
@@ -147,10 +150,31 @@ class ProviderDocuments:
         """The URL of ``name`` (``end_session_endpoint``) in the discovery
         document, or ``None`` if it has none.
 
-        :raises ProviderUnavailable: the document cannot be fetched.
+        The URL must be absolute, with a host, and ``https`` unless the
+        document itself came over plain ``http`` (a provider on the
+        developer's machine): an ``http`` key set named by a document got
+        over TLS could be answered by anyone on the network with keys that
+        sign any logout token, and a relative or odd URL would send the
+        browser, ID token and all, somewhere else than a provider's page.
+
+        :raises ProviderUnavailable: the document cannot be fetched, or names
+            a URL of another kind.
         """
         value = self.metadata().get(name)
-        return value if isinstance(value, str) and value else None
+        if not isinstance(value, str) or not value:
+            return None
+        parts = urllib.parse.urlsplit(value)
+        schemes = {"https"} if self._secure else {"https", "http"}
+        if parts.scheme.lower() not in schemes or not parts.hostname:
+            raise ProviderUnavailable(
+                f"{self.metadata_url} gives a {name} that is not an absolute "
+                f"{' or '.join(sorted(schemes))} URL."
+            )
+        return value
+
+    @property
+    def _secure(self) -> bool:
+        return self.metadata_url.lower().startswith("https://")
 
     # -- keys ----------------------------------------------------------------
 
