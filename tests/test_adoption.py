@@ -680,3 +680,35 @@ def test_a_password_reset_while_signed_out_ends_the_old_cookies(
     assert r.json == {"user": None, "cart": None}
     assert set(deletions(r)) == {OLD_SESSION, OLD_REMEMBER}
     assert count_sessions(adopting) == 0
+
+
+def test_a_store_failing_after_the_new_session_leaves_no_session_behind(
+    backend: Backend, new_app: Callable[..., Flask]
+) -> None:
+    # The store goes away between the new session and the check of the
+    # epoch that follows it: the 503 must not leave a session nobody holds
+    # (listed among the user's devices until it expires), and the retry
+    # must not make a second one.
+    armed: list[bool] = []
+
+    def fail_once_armed() -> None:
+        if armed and armed.pop():
+            raise StoreUnavailable("the store went away")
+
+    store = CountingStore(
+        backend.store,
+        before={"get_epoch": fail_once_armed},
+        after={"create_session": lambda: armed.append(True)},
+    )
+    app = new_app(store=store)
+    # count_sessions reads the store of an app's settings: this one's.
+    same_store = new_app(backend)
+    old = old_cookies()
+    r = browser(app, old).get("/public")
+    assert r.status_code == 503
+    assert "Set-Cookie" not in r.headers
+    assert count_sessions(same_store) == 0
+    store.before.clear()
+    store.after.clear()
+    assert signed_in(browser(app, old)) == "alice"
+    assert count_sessions(same_store) == 1

@@ -325,6 +325,7 @@ class Adoption:
             else:
                 remember = False  # another device adopted the remember cookie
         data = {k: v for k, v in found.data.items() if k not in drop}
+        record: SessionRecord | None = None
         try:
             secret, record = state.lifecycle.sign_in(
                 found.user_id,
@@ -340,6 +341,11 @@ class Adoption:
                 state.lifecycle.end(record.key)
                 return Spent(found.expired_cookies)
         except StoreUnavailable:
+            if record is not None:
+                # Made, but its cookie never leaves: a session nobody holds
+                # would be listed among the user's devices until it expires.
+                with contextlib.suppress(StoreUnavailable):
+                    state.lifecycle.end(record.key)
             _give_back(state, taken)
             raise
         logger.info(
