@@ -714,3 +714,27 @@ def test_a_store_failing_after_the_new_session_leaves_no_session_behind(
     store.after.clear()
     assert signed_in(browser(app, old)) == "alice"
     assert count_sessions(same_store) == 1
+
+
+def test_an_earlier_cookie_of_an_adopted_sign_in_is_refused(
+    adopting: Flask,
+) -> None:
+    # Flask signs the session cookie again whenever the session changes
+    # (and on every request when it is permanent): a copy a thief took
+    # yesterday is not the cookie the browser brings today, though both
+    # are the same Flask-Login sign-in.
+    client = flask_login_app().test_client()
+    assert client.post("/login/alice").status_code == 200
+    stolen = client.get_cookie(OLD_SESSION)
+    assert stolen is not None
+    time.sleep(1.1)  # the next signature has another timestamp
+    assert client.post("/cart/pen").status_code == 200
+    today = client.get_cookie(OLD_SESSION)
+    assert today is not None
+    assert today.value != stolen.value
+    assert signed_in(browser(adopting, {OLD_SESSION: today.value})) == "alice"
+    thief = browser(adopting, {OLD_SESSION: stolen.value})
+    r = thief.get("/public")
+    assert r.json == {"user": None, "cart": None}
+    assert set(deletions(r)) == {OLD_SESSION}
+    assert count_sessions(adopting) == 1
