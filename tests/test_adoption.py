@@ -27,6 +27,7 @@ from flask_signoff.core.ids import parse_secret
 from flask_signoff.core.sessions import SessionLifecycle, SessionPolicy
 from flask_signoff.exceptions import ConfigError, StoreUnavailable
 from flask_signoff.extension import get_state
+from flask_signoff.session_management import password_changed
 from flask_signoff.signals import session_rotated, user_logged_in
 from tests.support import SECRET_KEY
 from tests.support.apps import make_app
@@ -660,4 +661,80 @@ def test_signed_out_everywhere_while_adopting_ends_the_new_session(
     assert client.get("/public").json == {"user": None, "cart": None}
     store.before.clear()
     assert signed_in(client) is None
-    assert count_sessions(app) == 0
+    # Counted in the backend's store: app's settings name a store it does
+    # not use.
+    assert count_sessions(new_app(backend)) == 0
+
+
+def test_a_password_reset_while_signed_out_ends_the_old_cookies(
+    adopting: Flask,
+) -> None:
+    # A thief holds a copy of alice's Flask-Login cookie; alice resets her
+    # password from the "forgot password" page, signed in nowhere.
+    stolen = old_cookies(remember=True)
+    alice = adopting.extensions["test_users"]["alice"]
+    alice.get_security_stamp = lambda: "password hash 1"
+    with adopting.test_request_context("/reset", method="POST"):
+        adopting.preprocess_request()
+        alice.get_security_stamp = lambda: "password hash 2"
+        password_changed(alice)
+    r = browser(adopting, stolen).get("/public")
+    assert r.json == {"user": None, "cart": None}
+    assert set(deletions(r)) == {OLD_SESSION, OLD_REMEMBER}
+    assert count_sessions(adopting) == 0
+
+
+def test_a_store_failing_after_the_new_session_leaves_no_session_behind(
+    backend: Backend, new_app: Callable[..., Flask]
+) -> None:
+    # The store goes away between the new session and the check of the
+    # epoch that follows it: the 503 must not leave a session nobody holds
+    # (listed among the user's devices until it expires), and the retry
+    # must not make a second one.
+    armed: list[bool] = []
+
+    def fail_once_armed() -> None:
+        if armed and armed.pop():
+            raise StoreUnavailable("the store went away")
+
+    store = CountingStore(
+        backend.store,
+        before={"get_epoch": fail_once_armed},
+        after={"create_session": lambda: armed.append(True)},
+    )
+    app = new_app(store=store)
+    # count_sessions reads the store of an app's settings: this one's.
+    same_store = new_app(backend)
+    old = old_cookies()
+    r = browser(app, old).get("/public")
+    assert r.status_code == 503
+    assert "Set-Cookie" not in r.headers
+    assert count_sessions(same_store) == 0
+    store.before.clear()
+    store.after.clear()
+    assert signed_in(browser(app, old)) == "alice"
+    assert count_sessions(same_store) == 1
+
+
+def test_an_earlier_cookie_of_an_adopted_sign_in_is_refused(
+    adopting: Flask,
+) -> None:
+    # Flask signs the session cookie again whenever the session changes
+    # (and on every request when it is permanent): a copy a thief took
+    # yesterday is not the cookie the browser brings today, though both
+    # are the same Flask-Login sign-in.
+    client = flask_login_app().test_client()
+    assert client.post("/login/alice").status_code == 200
+    stolen = client.get_cookie(OLD_SESSION)
+    assert stolen is not None
+    time.sleep(1.1)  # the next signature has another timestamp
+    assert client.post("/cart/pen").status_code == 200
+    today = client.get_cookie(OLD_SESSION)
+    assert today is not None
+    assert today.value != stolen.value
+    assert signed_in(browser(adopting, {OLD_SESSION: today.value})) == "alice"
+    thief = browser(adopting, {OLD_SESSION: stolen.value})
+    r = thief.get("/public")
+    assert r.json == {"user": None, "cart": None}
+    assert set(deletions(r)) == {OLD_SESSION}
+    assert count_sessions(adopting) == 1

@@ -19,7 +19,11 @@ Flask-Login would have signed it out.
 The user is loaded through the app's ``user_loader``: a user who is gone,
 or inactive, adopts nothing. So does a user whose epoch moved (signed out
 everywhere, a password changed) since Flask-Signoff took over: that is
-after every Flask-Login cookie was issued. The new session is never fresh
+after every Flask-Login cookie was issued. A security stamp that changed
+without the epoch moving tells nothing: Flask-Login's cookies bind no
+credential, so the new session is bound to the stamp the user has now
+(hence ``password_changed()`` on every credential change during the
+window, as docs/migration.md says). The new session is never fresh
 (Flask-Login's ``_fresh`` had no time limit; ours does), and remembered
 when the old sign-in was (a valid remember cookie of the same user, or a
 permanent Flask session). The other keys of the old session (a cart) move
@@ -35,8 +39,9 @@ Once: each adopted cookie is marked in the store before the new session is
 created, with :meth:`~flask_signoff.core.store.Store.reserve` (a limit of
 one, for as long as the window lasts and a day more), so a copy presented
 later, or by a concurrent request, adopts nothing (and is deleted, unless
-it has our cookie's name). The mark is an HMAC of
-the cookie's signed part under a subkey of the store's routing key, which
+it has our cookie's name). The mark is an HMAC of the sign-in (the user
+and Flask-Login's ``_id``, else the cookie's signed part; see
+:func:`_session_mark`) under a subkey of the store's routing key, which
 rotating ``SECRET_KEY`` does not change. Flask-Login's remember cookie is
 the same value on every device of a user: once one of them adopts it, the
 others sign in again.
@@ -233,9 +238,7 @@ class Adoption:
         remember = False
         if user_id is not None:
             assert data is not None
-            # The signed part (payload and time), not the whole value: the
-            # signature's base64 may be spelled several ways that verify.
-            marks.append(b"s\0" + old_session.rsplit(".", 1)[0].encode())
+            marks.append(_session_mark(user_id, data, old_session))
             remember = bool(data.get("_permanent"))
             if remembered == user_id:
                 marks.append(b"r\0" + remembered.encode("utf-8"))
@@ -321,6 +324,7 @@ class Adoption:
             else:
                 remember = False  # another device adopted the remember cookie
         data = {k: v for k, v in found.data.items() if k not in drop}
+        record: SessionRecord | None = None
         try:
             secret, record = state.lifecycle.sign_in(
                 found.user_id,
@@ -336,6 +340,11 @@ class Adoption:
                 state.lifecycle.end(record.key)
                 return Spent(found.expired_cookies)
         except StoreUnavailable:
+            if record is not None:
+                # Made, but its cookie never leaves: a session nobody holds
+                # would be listed among the user's devices until it expires.
+                with contextlib.suppress(StoreUnavailable):
+                    state.lifecycle.end(record.key)
             _give_back(state, taken)
             raise
         logger.info(
@@ -402,6 +411,27 @@ def _user_id(data: t.Mapping[str, t.Any] | None) -> str | None:
     if isinstance(user_id, int) and not isinstance(user_id, bool):
         user_id = str(user_id)
     return user_id if isinstance(user_id, str) and user_id else None
+
+
+def _session_mark(user_id: str, data: t.Mapping[str, t.Any], value: str) -> bytes:
+    """What marks Flask's session cookie ``value`` as adopted.
+
+    Flask signs the cookie again whenever the session changes (and on every
+    request when it is permanent), so one Flask-Login sign-in is many
+    cookies over time, and a copy taken earlier is not the cookie the
+    browser brings later. Flask-Login's ``_id`` (set at sign-in, from the
+    browser's address and user agent) is in each of them: the user with
+    that ``_id`` is marked, so once the browser's cookie is adopted, no
+    earlier or later cookie of that sign-in is. Without ``_id``
+    (``SESSION_PROTECTION = None``), the cookie's signed part (payload and
+    time), not its whole value: the signature's base64 may be spelled
+    several ways that verify.
+    """
+    ident = data.get("_id")
+    if isinstance(ident, str) and ident:
+        uid = user_id.encode("utf-8", "surrogatepass")
+        return b"i\0%d:%s%s" % (len(uid), uid, ident.encode("utf-8", "surrogatepass"))
+    return b"s\0" + value.rsplit(".", 1)[0].encode()
 
 
 def _protection_failed(data: t.Mapping[str, t.Any]) -> bool:

@@ -95,7 +95,8 @@ class OIDCProvider:
         asymmetric only (see :mod:`flask_signoff.core.logout_token`).
     :param timeout: seconds each request to the provider may take.
     :param leeway: clock-skew tolerance for ``iat``/``exp``, seconds.
-    :param max_age: how old a logout token without ``exp`` may be, seconds.
+    :param max_age: how old a logout token may be (by its ``iat``, whatever
+        its ``exp``), seconds.
     :param name: tells providers apart: the endpoint of
         :attr:`backchannel_logout_view` is ``<name>_backchannel_logout``,
         and the logout ``state`` is kept under a key with this name.

@@ -125,3 +125,37 @@ def test_no_symmetric_or_empty_algorithm_may_be_allowed(
 ) -> None:
     with pytest.raises(ConfigError, match="asymmetric"):
         LogoutTokenValidator(documents(idp, clock), "app", algorithms=algorithms)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://idp.example/endpoint",  # plain http from a document got over TLS
+        "//evil.example/endpoint",  # scheme-relative: a redirect to any host
+        "/endpoint",  # relative: our own site, id_token_hint in its logs
+        "javascript:alert(1)",
+        "https:///endpoint",  # no host
+    ],
+)
+@pytest.mark.parametrize("name", ["jwks_uri", "end_session_endpoint"])
+def test_an_endpoint_must_be_an_https_url_like_the_document(
+    clock: FrozenClock, name: str, url: str
+) -> None:
+    # A document fetched over https whose endpoints a network attacker could
+    # then answer (keys that sign any logout token), or that send the
+    # browser, with its ID token, somewhere else than a provider's page.
+    issuer = "https://idp.example"
+    metadata = {"issuer": issuer, "jwks_uri": f"{issuer}/jwks", name: url}
+    fetched: list[str] = []
+
+    def fetch(target: str, timeout: float) -> object:
+        fetched.append(target)
+        return metadata
+
+    docs = ProviderDocuments(issuer, issuer + WELL_KNOWN, clock=clock, fetch=fetch)
+    with pytest.raises(ProviderUnavailable, match=name):
+        docs.endpoint(name)
+    assert fetched == [issuer + WELL_KNOWN]
+    metadata[name] = f"{issuer}/{name}?x=1"
+    clock.advance(docs.lifespan)
+    assert docs.endpoint(name) == f"{issuer}/{name}?x=1"

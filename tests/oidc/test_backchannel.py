@@ -203,6 +203,13 @@ def _broken_tokens(idp: ProviderServer) -> dict[str, tuple[str, str]]:
         "iat in the future": (idp.logout_token(now=now + 3600), "future"),
         "expired": (idp.logout_token(iat=now - 600, exp=now - 120), "expired"),
         "too old without exp": (idp.logout_token(exp=OMIT, iat=now - 3600), "expired"),
+        # An exp years ahead does not make an hour-old token new: its jti
+        # would have to be kept for years, and a copy would end the user's
+        # sessions again whenever the store forgot it.
+        "too old with a far exp": (
+            idp.logout_token(iat=now - 3600, exp=now + 10 * 365 * 86400),
+            "expired",
+        ),
         "wrong typ": (idp.logout_token(headers={"typ": "JWT"}), "typ"),
         "events missing": (idp.logout_token(events=OMIT), "events"),
         "wrong event": (
@@ -233,6 +240,7 @@ RULES = [
     "iat in the future",
     "expired",
     "too old without exp",
+    "too old with a far exp",
     "wrong typ",
     "events missing",
     "wrong event",
@@ -401,6 +409,54 @@ def test_an_unknown_kid_costs_one_fetch_per_interval(
     # The first unknown kid fetched the set again; the next ones did not.
     assert idp.requests["/jwks"] == 2
     assert signed_in(alice) == "alice"
+
+
+@SQLITE_ONLY
+def test_a_failing_key_set_is_fetched_once_per_interval(
+    app: Flask, idp: ProviderServer, clock: FrozenClock
+) -> None:
+    # Forged tokens with made-up kids, while the provider's JWK Set fails:
+    # each would otherwise send the provider one more request.
+    alice = sign_in(app, idp)
+    assert post_logout(app.test_client(), idp.logout_token(sid="x")).status_code == 200
+    assert idp.requests["/jwks"] == 1
+    clock.advance(61)
+    idp.raw["/jwks"] = (500, {}, b"")
+    for i in range(5):
+        token = idp.logout_token(key=SigningKey(f"made-up-{i}"), now=clock())
+        assert post_logout(app.test_client(), token).status_code in (400, 503)
+    assert idp.requests["/jwks"] == 2
+    # A key the set holds still verifies meanwhile, with no fetch.
+    token = idp.logout_token(sid="y", now=clock())
+    assert post_logout(app.test_client(), token).status_code == 200
+    assert idp.requests["/jwks"] == 2
+    # An interval later the set is fetched again, and the rotated key found.
+    del idp.raw["/jwks"]
+    rotated = SigningKey("key-2", "ES256")
+    idp.keys.append(rotated)
+    clock.advance(61)
+    token = idp.logout_token(key=rotated, now=clock())
+    assert post_logout(app.test_client(), token).status_code == 200
+    assert idp.requests["/jwks"] == 3
+    assert signed_in(alice) is None
+
+
+@SQLITE_ONLY
+def test_a_key_set_never_fetched_is_tried_once_per_interval(
+    app: Flask, idp: ProviderServer, clock: FrozenClock
+) -> None:
+    alice = sign_in(app, idp)
+    idp.raw["/jwks"] = (500, {}, b"")
+    for i in range(5):
+        token = idp.logout_token(key=SigningKey(f"made-up-{i}"), now=clock())
+        assert post_logout(app.test_client(), token).status_code == 503
+    assert idp.requests["/jwks"] == 1
+    del idp.raw["/jwks"]
+    clock.advance(61)
+    token = idp.logout_token(now=clock())
+    assert post_logout(app.test_client(), token).status_code == 200
+    assert idp.requests["/jwks"] == 2
+    assert signed_in(alice) is None
 
 
 @SQLITE_ONLY

@@ -3,6 +3,7 @@ scripts, one command per request."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -385,3 +386,30 @@ def test_a_logout_interrupted_half_way_is_finished_by_the_next(
     assert sum(store.get_session(r.key) is None for r in records) == 1
     assert store.end_provider_sessions(IDP, sid="s1", until=now + 60) == 2
     assert all(store.get_session(r.key) is None for r in records)
+
+
+def test_a_provider_index_forgets_sessions_that_expired(store: RedisStore) -> None:
+    # A user who signs in through the provider day after day, sessions
+    # ending by their timeouts, while a remembered one on another device
+    # keeps the index alive: the index of their sub must not keep one
+    # member per session ever made.
+    index, _ = store.keys.provider_index("sub", IDP, "u1")
+    now = time.time()
+    phone = make_session(now, oidc_iss=IDP, oidc_sid="phone", oidc_sub="u1")
+    store.create_session(phone)
+    for day in range(5):
+        short = now + 0.3
+        record = make_session(
+            now, oidc_iss=IDP, oidc_sid=f"s{day}", oidc_sub="u1", expires_at=short
+        )
+        store.create_session(dataclasses.replace(record, drop_at=short))
+    time.sleep(0.4)
+    live = make_session(time.time(), oidc_iss=IDP, oidc_sid="s9", oidc_sub="u1")
+    store.create_session(live)
+    client = store.client
+    kept = client.zcard if client.type(index) == "zset" else client.scard
+    assert kept(index) == 2
+    # The members not yet expired stay, and a logout ends their sessions.
+    assert store.end_provider_sessions(IDP, sub="u1", until=now + 60) == 2
+    assert store.get_session(live.key) is None
+    assert store.get_session(phone.key) is None

@@ -8,14 +8,19 @@ seconds, so a logout costs no request to the provider in the common case.
 
 Key rotation: a token signed with a ``kid`` the kept set lacks makes one
 fetch of the set, at most once per :attr:`ProviderDocuments.refetch_interval`
-seconds; a ``kid`` still unknown is refused. A stream of forged tokens with
+seconds; a ``kid`` still unknown is refused. The interval counts from the
+last attempt, whether it succeeded or not: a set never fetched, or kept too
+long, that fails to come is not asked for again within it either (the token
+gets a 503, which the provider retries). A stream of forged tokens with
 made-up ``kid`` values therefore costs the provider at most one request per
-interval.
+interval, also while it is failing.
 
-No redirect is followed, and a document over :data:`MAX_DOCUMENT` bytes is
-refused: the URLs come from configuration and from the provider's own
-document, and an answer of another shape is a fault to report, not to
-chase. Any failure to fetch or read a document raises
+No redirect is followed, an endpoint of the document that is not an
+absolute ``https`` URL (``http`` too if the document came over ``http``) is
+refused, and so is a document over :data:`MAX_DOCUMENT` bytes: the URLs
+come from configuration and from the provider's own document, and an
+answer of another shape is a fault to report, not to chase. Any failure
+to fetch or read a document raises
 :class:`~flask_signoff.exceptions.ProviderUnavailable` (a 503: the logout
 can be retried), never a refusal of the token.
 
@@ -29,6 +34,7 @@ import json
 import threading
 import typing as t
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 
@@ -91,7 +97,8 @@ class ProviderDocuments:
     #: Seconds a fetched document is kept before it is fetched again.
     lifespan: float = 3600.0
     #: Fewest seconds between two fetches of the JWK Set made because a
-    #: token named an unknown ``kid``.
+    #: token named an unknown ``kid``, or because the kept set is too old or
+    #: missing (counted from the last attempt, failed or not).
     refetch_interval: float = 60.0
 
     def __init__(
@@ -111,6 +118,8 @@ class ProviderDocuments:
         self._lock = threading.Lock()
         self._metadata: tuple[float, dict[str, t.Any]] | None = None
         self._keys: tuple[float, list[_Key]] | None = None
+        #: When the JWK Set was last asked for, successfully or not.
+        self._keys_tried: float | None = None
 
     # -- discovery -----------------------------------------------------------
 
@@ -141,10 +150,31 @@ class ProviderDocuments:
         """The URL of ``name`` (``end_session_endpoint``) in the discovery
         document, or ``None`` if it has none.
 
-        :raises ProviderUnavailable: the document cannot be fetched.
+        The URL must be absolute, with a host, and ``https`` unless the
+        document itself came over plain ``http`` (a provider on the
+        developer's machine): an ``http`` key set named by a document got
+        over TLS could be answered by anyone on the network with keys that
+        sign any logout token, and a relative or odd URL would send the
+        browser, ID token and all, somewhere else than a provider's page.
+
+        :raises ProviderUnavailable: the document cannot be fetched, or names
+            a URL of another kind.
         """
         value = self.metadata().get(name)
-        return value if isinstance(value, str) and value else None
+        if not isinstance(value, str) or not value:
+            return None
+        parts = urllib.parse.urlsplit(value)
+        schemes = {"https"} if self._secure else {"https", "http"}
+        if parts.scheme.lower() not in schemes or not parts.hostname:
+            raise ProviderUnavailable(
+                f"{self.metadata_url} gives a {name} that is not an absolute "
+                f"{' or '.join(sorted(schemes))} URL."
+            )
+        return value
+
+    @property
+    def _secure(self) -> bool:
+        return self.metadata_url.lower().startswith("https://")
 
     # -- keys ----------------------------------------------------------------
 
@@ -180,21 +210,37 @@ class ProviderDocuments:
         there is exactly one. A key usable with ``algorithm`` has the
         algorithm's type (RSA for ``RS*``/``PS*``, EC for ``ES*``, OKP for
         ``EdDSA``) and, if its JWK names an ``alg``, names this one. The kept
-        set is fetched again when it is too old, and once (see
-        :attr:`refetch_interval`) when it lacks the key.
+        set is fetched again when it is too old or lacks the key, at most
+        once per :attr:`refetch_interval`, counted from the last attempt.
 
-        :raises ProviderUnavailable: the set cannot be fetched.
+        :raises ProviderUnavailable: the set cannot be fetched, or is too
+            old or missing and was asked for within the interval.
         """
         now = self.clock()
         with self._lock:
             kept = self._keys
-        if kept is None or now - kept[0] >= self.lifespan:
+            current = kept is not None and now - kept[0] < self.lifespan
+            if current:
+                assert kept is not None
+                key = _find(kept[1], kid, algorithm)
+                if key is not None:
+                    return key
+            tried = self._keys_tried
+            # Claimed under the lock: of the requests that find the interval
+            # over, one fetches; a failed fetch counts as much as one that
+            # came back, or each forged token would cost the provider a
+            # request for as long as it fails.
+            may_fetch = tried is None or now - tried >= self.refetch_interval
+            if may_fetch:
+                self._keys_tried = now
+        if may_fetch:
             return _find(self._key_set(now), kid, algorithm)
-        fetched_at, keys = kept
-        key = _find(keys, kid, algorithm)
-        if key is None and now - fetched_at >= self.refetch_interval:
-            key = _find(self._key_set(now), kid, algorithm)
-        return key
+        if current:
+            return None  # an unknown kid, and the set was asked for lately
+        raise ProviderUnavailable(
+            f"The provider's keys could not be fetched; they are asked for at "
+            f"most once every {self.refetch_interval:g} seconds."
+        )
 
 
 class _Key(t.NamedTuple):

@@ -15,8 +15,9 @@ broken (never the token):
    (:class:`~flask_signoff.core.discovery.ProviderDocuments`: fetched,
    kept, fetched once more for an unknown ``kid``);
 3. ``iss`` exactly the provider's issuer, ``aud`` our client id (or a list
-   holding it), ``iat`` present, ``exp`` not passed when present, both
-   with ``leeway``; without ``exp``, ``iat`` no older than ``max_age``;
+   holding it), ``iat`` present, ``exp`` not passed when present, and
+   ``iat`` no older than ``max_age`` whatever ``exp`` says, all with
+   ``leeway``;
 4. ``events`` holding ``http://schemas.openid.net/event/backchannel-logout``
    with a JSON object;
 5. ``sid`` or ``sub`` (strings), or both; no ``nonce`` (which would make it
@@ -71,8 +72,8 @@ class LogoutClaims:
     #: The user at the provider; ``""`` if the token has none.
     sub: str
     jti: str = dataclasses.field(repr=False)
-    #: Until when the token would be accepted: its ``exp`` (or ``iat +
-    #: max_age``) plus leeway. Its ``jti`` is kept that long.
+    #: Until when the token would be accepted: the earlier of its ``exp``
+    #: and ``iat + max_age``, plus leeway. Its ``jti`` is kept that long.
     usable_until: float
 
 
@@ -83,7 +84,8 @@ class LogoutTokenValidator:
     :param client_id: our client id at the provider (the ``aud``).
     :param algorithms: the allow-list; a subset of :data:`ASYMMETRIC`.
     :param leeway: clock-skew tolerance for ``iat`` and ``exp``, seconds.
-    :param max_age: how old a token without ``exp`` may be, seconds.
+    :param max_age: how old a token may be (by its ``iat``), with or
+        without ``exp``, seconds.
     :raises ConfigError: for an algorithm outside :data:`ASYMMETRIC`.
     """
 
@@ -201,7 +203,14 @@ class LogoutTokenValidator:
         exp = _number(payload, "exp")
         if "exp" in payload and exp is None:
             raise InvalidLogoutToken("The logout_token's exp is not a number.")
-        until = (exp if exp is not None else iat + self.max_age) + self.leeway
+        # An exp further away than max_age does not stretch the window: the
+        # jti is kept as long as the token is accepted, and a long-lived
+        # token would both fill the store and, once a store forgot its jti,
+        # end the user's sessions again for as long as a copy is replayed.
+        # Back-Channel Logout 1.0 2.6 lets iat bound a token's age, as for
+        # ID tokens; ASVS 10.5.5 asks for a short expiry.
+        oldest = iat + self.max_age
+        until = (oldest if exp is None else min(exp, oldest)) + self.leeway
         if now >= until:
             raise InvalidLogoutToken("The logout_token has expired.")
         return until

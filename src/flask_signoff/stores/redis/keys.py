@@ -35,7 +35,7 @@ key                             type    holds
 ``P{T}:rv:<family_id>``         string  revocation marker (value: ``until``)
 ``Prouting-key``                string  the routing key (hex), for every user
 ``Ptw:<key>``                   hash    a throttle window: count ``n``, end ``e``
-``P{p<H>}:px:<h>``              set     a provider session's sessions, families
+``P{p<H>}:px:<h>``              zset    a provider session's records by expiry
 ``P{p<H>}:pn:<h>``              string  its logout counter
 ==============================  ======  ========================================
 

@@ -4,9 +4,10 @@
 sessions and families of one ``(iss, sid)`` or ``(iss, sub)``. They live in
 their users' slots; a provider session is not a user (one ``sub`` may be
 several local users, and the store never knows which), so its index is a
-set under a hash tag of its own (:meth:`.keys.KeyLayout.provider_index`)
-whose members name the records: ``s:<session key>`` (the key carries its
-user's tag) or ``f:<family_id>:<user_id>``.
+sorted set under a hash tag of its own
+(:meth:`.keys.KeyLayout.provider_index`) whose members name the records:
+``s:<session key>`` (the key carries its user's tag) or
+``f:<family_id>:<user_id>``.
 
 On a cluster the index and the records are in different slots, so no script
 can end them all in one step. Each step is atomic and idempotent instead:
@@ -16,7 +17,7 @@ can end them all in one step. Each step is atomic and idempotent instead:
 2. per member, the script that ends one record (``delete_session.lua``,
    ``revoke_family.lua``, in the user's slot); a record already gone is
    skipped;
-3. ``SREM`` of the members ended;
+3. ``ZREM`` of the members ended;
 4. again from 1, until a round finds no member: a session that rotated to
    a new id between steps 1 and 2 was entered under its new id before it
    moved (see below), so the next round finds and ends it.
@@ -30,8 +31,15 @@ if it moved, a logout of that provider session ran meanwhile and may have
 read the index before the record existed, so the writer ends the record
 itself. A logout counted before the record was entered lets it live: the
 provider session signed in again after its logout, as with the SQL store's
-transactions. Members whose record expired or moved to a new id stay until
-the index expires with the last record it names, or a logout reads them.
+transactions.
+
+A session's member is scored with the session's hard expiry, and each
+``provider_add.lua`` first removes the members whose score has passed: a
+user's ``sub`` index, kept alive by each new sign-in, holds the sessions of
+one session lifetime, not every session ever made. Members of a session
+that moved to a new id or was ended by a logout of its ``sid`` stay until
+then (or until a logout reads them); a family's member until the index
+expires with the last record it names.
 """
 
 from __future__ import annotations
@@ -97,7 +105,11 @@ class ProviderIndex:
         marks = []
         keys = self._keys(record.oidc_iss, record.oidc_sid, record.oidc_sub)
         for index, counter in keys:
-            args = [member, expiry_ms(record.expires_at)]
+            until = expiry_ms(record.expires_at)
+            # A family is marked revoked even once expired (its last access
+            # tokens outlive it): never dropped as expired.
+            score = until if isinstance(record, SessionRecord) else "+inf"
+            args = [member, until, score]
             seen = store._run("provider_add", [index, counter], args, operation=op)
             marks.append((counter, str(seen)))
         result = fn()
@@ -137,5 +149,5 @@ class ProviderIndex:
                 elif kind == "f":
                     family_id, _, user_id = rest.partition(":")
                     ended += store.end_family(family_id, user_id, until)
-            store._guard(op, functools.partial(store.client.srem, index, *members))
+            store._guard(op, functools.partial(store.client.zrem, index, *members))
         return ended
