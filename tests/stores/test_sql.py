@@ -675,3 +675,20 @@ def test_an_existing_sqlite_file_keeps_its_mode(tmp_path: Path, umask: int) -> N
     finally:
         store.close()
     assert _mode(path) == 0o640
+
+
+def test_sqlite_reads_map_the_file_and_touch_without_a_sync(tmp_path: Path) -> None:
+    # The reads of every request map the file (a lookup among a million
+    # sessions no longer copies each page into a small cache), and the one
+    # write they make, the touch, is not synced: only revocations are.
+    store = SQLStore(f"sqlite:///{tmp_path / 's.sqlite3'}")
+    try:
+        store.create_schema()
+        assert isinstance(store.fast_reads, SQLiteReads)
+        conn = store.fast_reads.connection()
+        (mapped,) = conn.execute("PRAGMA mmap_size").fetchone()
+        (synchronous,) = conn.execute("PRAGMA synchronous").fetchone()
+        assert mapped >= 64 * 1024 * 1024
+        assert synchronous == 1  # NORMAL
+    finally:
+        store.close()
