@@ -70,18 +70,6 @@ def _f(value: float, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
-def _targets(add: t.Callable[[str], None], targets: list[dict] | None) -> None:
-    if not targets:
-        return
-    add("Targets:\n")
-    add("| target | goal | measured | met |")
-    add("|---|---|---:|:---:|")
-    for row in targets:
-        met = "yes" if row["met"] else "no"
-        add(f"| {row['what']} | {row['goal']} | {_f(row['value'], 2)} | {met} |")
-    add("")
-
-
 def markdown(results: dict[str, t.Any]) -> str:
     lines: list[str] = []
     add = lines.append
