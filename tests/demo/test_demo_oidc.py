@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import statistics
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 
 import pytest
@@ -21,7 +19,7 @@ from flask import Flask
 
 from tests.support.demo import PASSWORD, close_demo
 from tests.support.forms import csrf_field, csrf_token
-from tests.support.oidc_demo import ACCOUNTS, Agent, OIDCDemo
+from tests.support.oidc_demo import ACCOUNTS, Agent, OIDCDemo, api_me
 from tests.support.servers import free_port
 
 ISSUER = "https://idp.example"
@@ -138,19 +136,6 @@ def test_a_provider_user_has_no_password(app: Flask) -> None:
 # -- Against a real provider ------------------------------------------------------
 
 
-def _api_me(demo: OIDCDemo, cookie: str) -> int:
-    """``GET /api/me`` with only this session cookie, as a thief would."""
-    request = urllib.request.Request(
-        f"{demo.base}/api/me", headers={"Cookie": f"session={cookie}"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as e:
-        e.close()
-        return int(e.code)
-
-
 def test_sign_in_creates_the_user_once(oidc_demo: OIDCDemo) -> None:
     agent = Agent()
     page = agent.sign_in(oidc_demo, "ada")
@@ -205,10 +190,10 @@ def test_provider_sign_out_ends_the_demo_session(oidc_demo: OIDCDemo) -> None:
         agent = Agent()
         agent.sign_in(oidc_demo, "brian")
         copied = agent.cookie("session")
-        assert _api_me(oidc_demo, copied) == 200
+        assert api_me(oidc_demo, copied) == 200
         start = time.perf_counter()
         agent.end_provider_session(oidc_demo)
-        while _api_me(oidc_demo, copied) != 401:
+        while api_me(oidc_demo, copied) != 401:
             assert time.perf_counter() - start < 10, "the session still works"
         delays.append(time.perf_counter() - start)
         # The browser itself is signed out too.
@@ -232,7 +217,7 @@ def test_demo_sign_out_ends_the_provider_session(oidc_demo: OIDCDemo) -> None:
     status, url, page = agent.open(f"{oidc_demo.base}/logout", {"csrf_token": token})
     assert status == 200
     assert url.startswith(f"{oidc_demo.issuer}/session/end?")
-    assert _api_me(oidc_demo, copied) == 401
+    assert api_me(oidc_demo, copied) == 401
     xsrf = page.split('name="xsrf" value="', 1)[1].split('"', 1)[0]
     form = {"xsrf": xsrf, "logout": "yes"}
     status, url, page = agent.open(f"{oidc_demo.issuer}/session/end/confirm", form)
@@ -271,4 +256,4 @@ def test_a_bad_logout_token_is_refused(oidc_demo: OIDCDemo) -> None:
         status, _, body = agent.open(f"{oidc_demo.base}/backchannel-logout", form)
         assert status == 400, (form, status, body)
         assert "invalid_request" in body
-    assert _api_me(oidc_demo, copied) == 200
+    assert api_me(oidc_demo, copied) == 200

@@ -9,8 +9,6 @@ back-channel logout calls reach the demo over a real socket.
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -18,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.support.browser import page_text, submit, wait_for_path
-from tests.support.oidc_demo import ACCOUNTS, OIDCDemo
+from tests.support.oidc_demo import ACCOUNTS, OIDCDemo, api_me
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -55,19 +53,6 @@ def sign_in(driver: WebDriver, demo: OIDCDemo, username: str) -> None:
     submit(driver, fields, "#provider-sign-in")
     wait_for_path(driver, "/", timeout=10)
     assert f"Signed in as {username}" in page_text(driver)
-
-
-def api_me(demo: OIDCDemo, cookie: str) -> int:
-    """``GET /api/me`` with a copy of the session cookie, outside the browser."""
-    request = urllib.request.Request(
-        f"{demo.base}/api/me", headers={"Cookie": f"session={cookie}"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as e:
-        e.close()
-        return int(e.code)
 
 
 def confirm_provider_sign_out(driver: WebDriver, demo: OIDCDemo) -> None:

@@ -93,6 +93,20 @@ def run_oidc_demo(directory: str) -> Iterator[OIDCDemo]:
             yield OIDCDemo(url, provider)
 
 
+def api_me(demo: OIDCDemo, cookie: str) -> int:
+    """``GET /api/me`` with only this session cookie, outside any browser,
+    as a thief with a copy of it would: the status."""
+    request = urllib.request.Request(
+        f"{demo.base}/api/me", headers={"Cookie": f"session={cookie}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as e:
+        e.close()
+        return int(e.code)
+
+
 class Agent:
     """A browser over ``urllib``: one cookie jar, redirects followed.
 
