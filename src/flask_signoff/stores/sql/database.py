@@ -68,6 +68,11 @@ _OWN_CONNECTIONS = frozenset({"creator", "module", "pool", "poolclass"})
 _NO_SCHEMA = ("no such table", "no such column")
 
 
+def rowcount(stmt: sa.Executable) -> Callable[[Connection], int]:
+    """What to run, in a write, for ``stmt``: how many rows it changed."""
+    return lambda conn: conn.execute(stmt).rowcount
+
+
 def dialect_of(url: str) -> str:
     """``"sqlite"`` or ``"postgresql"`` (any other name as the URL has it)."""
     name = url.partition("://")[0].partition("+")[0].lower()

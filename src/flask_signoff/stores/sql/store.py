@@ -42,7 +42,7 @@ from ...core.records import (
 )
 from ...core.store import Store
 from ...exceptions import StoreError
-from .database import Database
+from .database import Database, rowcount
 from .lazy import LazyModule
 from .provider import end_provider_sessions
 from .schema import (
@@ -64,11 +64,6 @@ if TYPE_CHECKING:
     from .schema import Schema
 else:
     sa = LazyModule("sqlalchemy")
-
-
-def _rowcount(stmt: sa.Executable) -> Callable[[Connection], int]:
-    """Run ``stmt``; how many rows it changed."""
-    return lambda conn: conn.execute(stmt).rowcount
 
 
 def _first(stmt: sa.Executable) -> Callable[[Connection], Any]:
@@ -249,7 +244,7 @@ class SQLStore(Store):
                 remember=record.remember,
             )
         )
-        stored = self._db.write("update_session", _rowcount(stmt), durable=False)
+        stored = self._db.write("update_session", rowcount(stmt), durable=False)
         return stored == 1
 
     def touch_session(self, key: str, last_seen_at: float, drop_at: float) -> bool:
@@ -326,7 +321,7 @@ class SQLStore(Store):
     def delete_all_sessions(self) -> int:
         return self._db.write(
             "delete_all_sessions",
-            _rowcount(sa.delete(self.t["sessions"])),
+            rowcount(sa.delete(self.t["sessions"])),
             durable=True,
         )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ...core.records import Reserved
-from .database import Database
+from .database import Database, rowcount
 from .lazy import LazyModule
 
 if TYPE_CHECKING:
@@ -59,7 +59,4 @@ def release(db: Database, th: sa.Table, key: str, ends: float) -> bool:
         .where(th.c.key == key, th.c.expires_at == ends, th.c.attempts > 0)
         .values(attempts=th.c.attempts - 1)
     )
-    return (
-        db.write("release", lambda conn: conn.execute(stmt).rowcount, durable=False)
-        == 1
-    )
+    return db.write("release", rowcount(stmt), durable=False) == 1
