@@ -12,7 +12,7 @@ import logging
 from flask import Response, has_request_context, request
 
 from .core.throttle import Attempt, ReservedAttempts
-from .request import peek_request_state, request_state
+from .request import RequestState, request_state
 from .state import get_state
 
 logger = logging.getLogger("flask_signoff")
@@ -34,9 +34,9 @@ def reserve(username: str, ip: str | None, *, settle: bool) -> Attempt:
     return attempt
 
 
-def settle(response: Response) -> None:
-    """Give back the attempts of ``check_throttle`` if the request succeeded."""
-    current = peek_request_state()
-    if current is not None and current.attempts is not None:
+def settle(response: Response, current: RequestState) -> None:
+    """Give back the attempts of ``check_throttle`` reserved in ``current``
+    if the request succeeded."""
+    if current.attempts is not None:
         for error in current.attempts.settle(succeeded=response.status_code < 400):
             logger.warning("Could not give back a sign-in attempt: %s", error)

@@ -490,6 +490,8 @@ def _before_request() -> Response | None:
 def _after_request(response: Response) -> Response:
     """After every view: what CSRF tokens need, then the attempts of
     ``check_throttle`` settled."""
-    response = finish_response(response, peek_request_state())
-    attempts.settle(response)
+    current = peek_request_state()
+    response = finish_response(response, current)
+    if current is not None:
+        attempts.settle(response, current)
     return response
